@@ -1,0 +1,223 @@
+"""The media server: thin glue between carrier sockets and call handlers.
+
+It accepts a connection, picks the codec by URL path, pumps messages through it, hands
+events to the call handler and sends back what the codec produces. Call logic lives in
+the handler (`voicebot`); this module knows only carriers. Each call runs in its own
+task: an exception in one call is logged and closes that call's socket with 1011, and
+no other call notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+
+from telephony.connection import CallConnection, CarrierCodec
+from telephony.events import CallEnded, ProtocolError, WireMessage
+from telephony.twilio.codec import TwilioCodec
+from telephony.twilio.signature import is_valid_signature
+from telephony.twilio.twiml import connect_stream, say_and_hangup
+
+log = logging.getLogger(__name__)
+
+CallHandler = Callable[[CallConnection], Awaitable[None]]
+
+#: Close codes (RFC 6455).
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+
+
+@dataclass
+class TwilioWebhookSettings:
+    """How the voice webhook authenticates Twilio and where it sends the media stream."""
+
+    auth_token: str | None = None
+    validate_signatures: bool = True
+    public_url: str | None = None
+    media_path: str = "/twilio/media"
+    #: Webhook form fields forwarded to the stream as `<Parameter>`s.
+    forward_fields: Sequence[str] = ("From", "To", "CallSid", "AccountSid", "Direction")
+    refusal_message: str = "Sorry, all our lines are busy. Please call again later."
+
+
+@dataclass
+class ServerSettings:
+    """Limits that protect every call from a misbehaving peer."""
+
+    max_message_bytes: int = 256 * 1024
+    inbound_capacity: int = 500
+    send_timeout_s: float = 5.0
+    handler_grace_s: float = 15.0
+    heartbeat_s: float | None = 30.0
+    twilio: TwilioWebhookSettings = field(default_factory=TwilioWebhookSettings)
+
+
+def _external_url(request: web.Request, public_url: str | None) -> str:
+    """The URL the carrier used to reach us (proxies rewrite scheme and host)."""
+    if public_url:
+        return public_url.rstrip("/") + request.path_qs
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
+    return f"{scheme}://{host}{request.path_qs}"
+
+
+def _websocket_url(request: web.Request, settings: TwilioWebhookSettings) -> str:
+    base = _external_url(request, settings.public_url)
+    scheme, rest = base.split("://", 1)
+    host = rest.split("/", 1)[0]
+    ws_scheme = "wss" if scheme == "https" else "ws"
+    return f"{ws_scheme}://{host}{settings.media_path}"
+
+
+class MediaServer:
+    """aiohttp application with the carrier routes; extra routes come from the caller."""
+
+    def __init__(
+        self,
+        handler: CallHandler,
+        settings: ServerSettings | None = None,
+        *,
+        accept_call: Callable[[], bool] | None = None,
+        extra_routes: Sequence[web.RouteDef] = (),
+    ) -> None:
+        self.handler = handler
+        self.settings = settings or ServerSettings()
+        self.accept_call = accept_call or (lambda: True)
+        self._calls: set[asyncio.Task[None]] = set()
+        self.app = web.Application(client_max_size=64 * 1024)
+        self.app.add_routes(
+            [
+                web.get("/twilio/voice", self._twilio_voice),
+                web.post("/twilio/voice", self._twilio_voice),
+                web.get(self.settings.twilio.media_path, self._twilio_media),
+                *extra_routes,
+            ]
+        )
+
+    @property
+    def active_connections(self) -> int:
+        """Media sockets currently open."""
+        return len(self._calls)
+
+    # ----------------------------------------------------------------- webhook
+
+    async def _twilio_voice(self, request: web.Request) -> web.Response:
+        settings = self.settings.twilio
+        form = await request.post() if request.method == "POST" else {}
+        params = [(k, str(v)) for k, v in form.items()]
+        if settings.validate_signatures:
+            url = _external_url(request, settings.public_url)
+            signature = request.headers.get("X-Twilio-Signature")
+            if not settings.auth_token:
+                log.error("twilio webhook refused: no auth token configured (TWILIO_AUTH_TOKEN)")
+                return web.Response(status=403, text="signature validation is not configured")
+            if not is_valid_signature(settings.auth_token, url, params, signature):
+                log.warning("twilio webhook refused: bad or missing signature for %s", url)
+                return web.Response(status=403, text="invalid Twilio signature")
+        fields = dict(params) if request.method == "POST" else dict(request.query)
+        if not self.accept_call():
+            log.warning("call %s refused: at capacity", fields.get("CallSid", "?"))
+            return web.Response(
+                text=say_and_hangup(settings.refusal_message), content_type="text/xml"
+            )
+        forwarded = {k: fields[k] for k in settings.forward_fields if k in fields}
+        twiml = connect_stream(_websocket_url(request, settings), forwarded)
+        return web.Response(text=twiml, content_type="text/xml")
+
+    # ------------------------------------------------------------------ media
+
+    async def _twilio_media(self, request: web.Request) -> web.WebSocketResponse:
+        return await self._serve_media(request, TwilioCodec())
+
+    async def _serve_media(
+        self, request: web.Request, codec: CarrierCodec
+    ) -> web.WebSocketResponse:
+        settings = self.settings
+        ws = web.WebSocketResponse(
+            max_msg_size=settings.max_message_bytes, heartbeat=settings.heartbeat_s
+        )
+        await ws.prepare(request)
+
+        async def send(message: WireMessage) -> None:
+            if isinstance(message, str):
+                await ws.send_str(message)
+            else:
+                await ws.send_bytes(message)
+
+        async def close(code: int, reason: str) -> None:
+            await ws.close(code=code, message=reason.encode()[:120])
+
+        conn = CallConnection(
+            codec,
+            send,
+            close,
+            remote=request.remote or "",
+            capacity=settings.inbound_capacity,
+            send_timeout_s=settings.send_timeout_s,
+        )
+        task = asyncio.create_task(self._run_handler(conn), name=f"call-{codec.carrier}")
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+        try:
+            await self._pump(ws, codec, conn, task)
+        finally:
+            conn.push(CallEnded("connection closed"))
+            try:
+                await asyncio.wait_for(asyncio.shield(task), settings.handler_grace_s)
+            except TimeoutError:
+                log.error(
+                    "call handler did not finish within %.0f s; cancelling",
+                    settings.handler_grace_s,
+                )
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await conn.close()
+        return ws
+
+    async def _pump(
+        self,
+        ws: web.WebSocketResponse,
+        codec: CarrierCodec,
+        conn: CallConnection,
+        task: asyncio.Task[None],
+    ) -> None:
+        """Read the socket until it closes, the call ends or the peer misbehaves."""
+        async for msg in ws:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                for event in codec.receive(msg.data):
+                    if isinstance(event, ProtocolError):
+                        log.warning("%s protocol error: %s", codec.carrier, event.message)
+                        if event.fatal:
+                            await conn.close(CLOSE_POLICY, event.message)
+                            return
+                        continue
+                    conn.push(event)
+            elif msg.type == WSMsgType.ERROR:
+                log.warning("%s socket error: %r", codec.carrier, ws.exception())
+                return
+            if conn.overflowed:
+                log.error("%s peer flooded the control channel; closing", codec.carrier)
+                await conn.close(CLOSE_POLICY, "too many messages")
+                return
+            if task.done() or conn.closed:
+                return
+
+    async def _run_handler(self, conn: CallConnection) -> None:
+        try:
+            await self.handler(conn)
+        except Exception:
+            log.exception("call handler failed; closing this call only")
+            await conn.close(CLOSE_INTERNAL, "internal error")
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait for the calls in progress to finish (on shutdown)."""
+        if self._calls:
+            await asyncio.wait(set(self._calls), timeout=timeout_s)

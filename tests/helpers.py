@@ -1,0 +1,97 @@
+"""Test helpers: caller audio made with flite, the real models, a live server.
+
+Caller turns are synthesised with flite (a different engine and voice from the bot's
+Piper voice), band-limited to the phone channel and written as 8 kHz mu-law WAVs,
+as a carrier would deliver them. The models are the packaged defaults, loaded once per
+test session; the server runs in-process on 127.0.0.1 on a free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from telephony.g711 import ulaw_encode
+from telephony.resample import resample
+from voicebot.wavio import read_wav, write_ulaw_wav
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def flite_pcm(text: str, voice: str = "slt") -> np.ndarray:
+    """Speak `text` with flite; 16 kHz PCM16."""
+    if shutil.which("flite") is None:
+        pytest.skip("flite is not installed (apt-get install flite)")
+    out = subprocess.run(
+        ["flite", "-voice", voice, "-t", text, "-o", "/dev/stdout"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    tmp = Path(f"/tmp/flite-{abs(hash((text, voice)))}.wav")
+    tmp.write_bytes(out)
+    audio = read_wav(tmp)
+    tmp.unlink()
+    return resample(audio.pcm, audio.sample_rate, 16000)
+
+
+@dataclass
+class CallAudio:
+    """A caller-leg recording and where each turn is in it."""
+
+    path: Path
+    turns: list[tuple[float, float]]
+
+
+def build_call(
+    path: Path,
+    texts: list[str],
+    *,
+    voice: str = "slt",
+    lead_s: float = 0.5,
+    gap_s: float = 4.0,
+    tail_s: float = 1.0,
+) -> CallAudio:
+    """Concatenate spoken turns with silences; write 8 kHz mu-law like a phone line."""
+    rate = 16000
+    pieces = [np.zeros(int(lead_s * rate), np.int16)]
+    turns = []
+    t = lead_s
+    for index, text in enumerate(texts):
+        pcm = flite_pcm(text, voice)
+        pieces.append(pcm)
+        turns.append((round(t, 3), round(t + pcm.size / rate, 3)))
+        t += pcm.size / rate
+        pause = tail_s if index == len(texts) - 1 else gap_s
+        pieces.append(np.zeros(int(pause * rate), np.int16))
+        t += pause
+    phone = resample(np.concatenate(pieces), rate, 8000)
+    write_ulaw_wav(path, ulaw_encode(phone))
+    return CallAudio(path, turns)
+
+
+@dataclass
+class LiveServer:
+    """A running media server."""
+
+    base: str
+    ws: str
+    services: object
+    data_dir: Path
+
+
+def transcribe_segment(services, wav: Path, start_s: float, end_s: float | None = None) -> str:
+    """Re-transcribe part of what the caller heard with the same Whisper model."""
+    audio = read_wav(wav)
+    pcm = resample(audio.pcm, audio.sample_rate, 16000)
+    segment = pcm[int(start_s * 16000) : None if end_s is None else int(end_s * 16000)]
+    return services.workers.recognizer.transcribe(segment).text
+
+
+async def transcribe_async(services, wav: Path, start_s: float, end_s: float | None = None) -> str:
+    return await asyncio.to_thread(transcribe_segment, services, wav, start_s, end_s)

@@ -1,0 +1,157 @@
+"""Wiring: the one place that knows every concrete class.
+
+Builds the process-wide services (models loaded once, warmed up), the media server with
+its health and metrics routes, and runs it until SIGINT/SIGTERM, letting calls in
+progress finish for a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+from aiohttp import web
+
+from models.protocols import VoiceActivityDetector
+from telephony.connection import CallConnection
+from telephony.server import MediaServer, ServerSettings, TwilioWebhookSettings
+from voicebot.call import Call
+from voicebot.config import Config
+from voicebot.dialogue.core import DialogueCore, DialogueState
+from voicebot.services import CallServices
+from voicebot.workers import ModelWorkers
+
+log = logging.getLogger(__name__)
+
+
+def build_services(config: Config) -> CallServices:
+    """Load every model once and warm it up, so the first caller waits no longer than the rest."""
+    started = time.perf_counter()
+    import torch
+
+    from models.asr_faster_whisper import FasterWhisperRecognizer
+    from models.embedder_minilm import MiniLmEmbedder
+    from models.tts_piper import PiperSynthesizer
+    from models.vad_webrtc import WebRtcVad
+
+    torch.set_num_threads(max(1, config.asr.threads))
+    if config.asr.backend != "faster-whisper":
+        raise ValueError(f"unknown ASR backend {config.asr.backend!r} (known: faster-whisper)")
+    if config.tts.backend != "piper":
+        raise ValueError(f"unknown TTS backend {config.tts.backend!r} (known: piper)")
+    if config.vad.backend != "webrtc":
+        raise ValueError(f"unknown VAD backend {config.vad.backend!r} (known: webrtc)")
+    recognizer = FasterWhisperRecognizer(
+        config.asr.model,
+        device=config.asr.device,
+        compute_type=config.asr.compute_type,
+        cpu_threads=config.asr.threads,
+        num_workers=config.asr.workers,
+        beam_size=config.asr.beam_size,
+        language=config.asr.language or None,
+    )
+    synthesizer = PiperSynthesizer(config.tts.voice, length_scale=config.tts.length_scale)
+    embedder = MiniLmEmbedder(config.dialogue.encoder)
+    workers = ModelWorkers(
+        recognizer,
+        synthesizer,
+        embedder,
+        asr_threads=config.asr.workers,
+        asr_timeout_s=config.asr.timeout_s,
+        tts_timeout_s=config.tts.timeout_s,
+        nlu_timeout_s=config.dialogue.timeout_s,
+        tts_cache_size=config.tts.cache_size,
+    )
+    dialogue = DialogueCore.load(config.dialogue, embedder.embed)
+    aggressiveness = config.vad.aggressiveness
+
+    def make_vad() -> VoiceActivityDetector:
+        return WebRtcVad(aggressiveness)
+
+    recognizer.transcribe(np.zeros(16_000, dtype=np.int16))
+    dialogue.respond(DialogueState(), "I lost my card")
+    Path(config.server.data_dir).mkdir(parents=True, exist_ok=True)
+    log.info("models ready in %.1f s", time.perf_counter() - started)
+    return CallServices(config, workers, dialogue, make_vad)
+
+
+async def warm_prompts(services: CallServices) -> None:
+    """Synthesise the greeting once so every call's first words come from the cache."""
+    greeting = services.dialogue.greeting(DialogueState())
+    for sentence in greeting.sentences:
+        await services.workers.synthesize(sentence)
+
+
+def build_server(services: CallServices) -> MediaServer:
+    """The media server with this bot's call handler, /healthz and /metrics."""
+    config = services.config
+    started = time.time()
+
+    async def handle(conn: CallConnection) -> None:
+        async with Call(conn, services) as call:
+            await call.run()
+
+    async def healthz(request: web.Request) -> web.Response:
+        body = {
+            "status": "ok",
+            "active_calls": server.active_connections,
+            "max_calls": config.server.max_calls,
+            "uptime_s": round(time.time() - started, 1),
+            "models": {
+                "asr": f"{config.asr.backend}:{config.asr.model}",
+                "tts": f"{config.tts.backend}:{config.tts.voice}",
+                "encoder": config.dialogue.encoder,
+            },
+        }
+        return web.Response(text=json.dumps(body), content_type="application/json")
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=services.metrics.render(), content_type="text/plain", charset="utf-8"
+        )
+
+    settings = ServerSettings(
+        twilio=TwilioWebhookSettings(
+            auth_token=config.twilio_auth_token(),
+            validate_signatures=config.twilio.validate_signatures,
+            public_url=config.server.public_url or None,
+        )
+    )
+    server = MediaServer(
+        handle,
+        settings,
+        accept_call=lambda: server.active_connections < config.server.max_calls,
+        extra_routes=[web.get("/healthz", healthz), web.get("/metrics", metrics)],
+    )
+    return server
+
+
+async def serve(config: Config, *, grace_s: float = 30.0) -> None:
+    """Run the server until SIGINT or SIGTERM."""
+    services = await asyncio.to_thread(build_services, config)
+    await warm_prompts(services)
+    server = build_server(services)
+    runner = web.AppRunner(server.app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.server.host, config.server.port)
+    await site.start()
+    log.info(
+        "voicebot listening on http://%s:%d (Twilio webhook /twilio/voice, media /twilio/media)",
+        config.server.host,
+        config.server.port,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: %d calls in progress", server.active_connections)
+    await site.stop()
+    await server.drain(grace_s)
+    await runner.cleanup()
+    services.workers.close()

@@ -1,0 +1,436 @@
+"""One live call: `async with Call(conn, services) as call: await call.run()`.
+
+The Call reads carrier events, runs VAD on every 20 ms frame and feeds the turn-taker;
+it carries out the turn-taker's actions: speculative transcription during the caller's
+pause, the reply pipeline (ASR -> dialogue -> TTS, sentence by sentence), barge-in
+(cancel, clear, remember what was heard). It owns its tasks (one TaskGroup) and writes
+the call's transcript as it goes. Model calls run in shared worker threads with
+timeouts; a failing model costs this caller an apology, never the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from telephony.connection import CallConnection, ConnectionClosed
+from telephony.events import (
+    BOT_FRAME_SAMPLES,
+    BOT_SAMPLE_RATE,
+    PCM16,
+    AudioIn,
+    CallEnded,
+    CallStarted,
+    DtmfDigit,
+    MarkPlayed,
+    ProtocolError,
+)
+from voicebot.dialogue.core import Decision, DialogueState, Outcome
+from voicebot.playout import Playout, stop_task
+from voicebot.reply import END, Reply, mark_name, parse_mark, speech_parts
+from voicebot.services import CallServices
+from voicebot.transcript import CallRecord, PromptRecord, TranscriptWriter, TurnRecord
+from voicebot.turns import (
+    Action,
+    BargeIn,
+    CallerResumed,
+    CallerStarted,
+    Speculate,
+    TurnDiscarded,
+    TurnEnded,
+    TurnTaker,
+)
+from voicebot.workers import ModelTimeout
+
+log = logging.getLogger(__name__)
+
+FRAME_S = 0.02
+#: How long after the expected end of playout we wait for the carrier's last mark.
+MARK_GRACE_S = 3.0
+
+
+class Call:
+    """A live call, from the carrier's start message to its end."""
+
+    def __init__(self, conn: CallConnection, services: CallServices) -> None:
+        self.conn = conn
+        self.services = services
+        self.config = services.config
+        self.clock = services.clock
+        self.metrics = services.metrics
+        self.turns = TurnTaker(self.config.turns)
+        self.vad = services.make_vad()
+        self.playout = Playout(
+            conn, self.clock, lead_ms=self.config.playout.lead_ms, on_first_frame=self._on_audible
+        )
+        self.state = DialogueState()
+        self.record: CallRecord | None = None
+        self.writer: TranscriptWriter | None = None
+        self.reply: Reply | None = None
+        self._replies: dict[str, Reply] = {}
+        self._reply_count = 0
+        self._t0 = self.clock.now()
+        preroll = max(1, self.config.turns.preroll_ms // 20)
+        barge = max(1, self.config.turns.barge_in_ms // 20)
+        self._ring: deque[PCM16] = deque(maxlen=preroll + barge)
+        self._utterance: list[PCM16] | None = None
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._tasks: asyncio.TaskGroup | None = None
+        self._turn_start = 0.0
+
+    async def __aenter__(self) -> Call:
+        self.metrics.active_calls.inc()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.metrics.active_calls.dec()
+        end = (
+            "error" if exc is not None else (self.record.end_reason if self.record else "no start")
+        )
+        self.metrics.calls.labels(end=end or "unknown").inc()
+        if self.record is not None and self.writer is not None:
+            if exc is not None and not self.record.end_reason:
+                self.record.end_reason = f"error: {exc!r}"[:200]
+            self.record.ended_s = round(self.now(), 3)
+            await self.writer.write(self.record)
+
+    def now(self) -> float:
+        """Seconds since the call object was created (the call clock)."""
+        return self.clock.now() - self._t0
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self) -> None:
+        """Serve the call until the carrier ends it."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            playout = tasks.create_task(self.playout.run(), name="playout")
+            try:
+                await self._inbound()
+            finally:
+                for reply in list(self._replies.values()):
+                    await stop_task(reply.task)
+                await stop_task(playout)
+
+    async def _inbound(self) -> None:
+        async for event in self.conn.events():
+            if isinstance(event, AudioIn):
+                self._on_audio(event.pcm)
+            elif isinstance(event, CallStarted):
+                await self._on_start(event)
+            elif isinstance(event, MarkPlayed):
+                self._on_mark(event.name)
+            elif isinstance(event, DtmfDigit):
+                await self._on_dtmf(event.digit)
+            elif isinstance(event, CallEnded):
+                if self.record is not None:
+                    self.record.end_reason = event.reason
+                return
+            elif isinstance(event, ProtocolError):
+                log.warning("call %s: %s", self._call_id, event.message)
+
+    @property
+    def _call_id(self) -> str:
+        return self.record.call_id if self.record else "?"
+
+    async def _on_start(self, event: CallStarted) -> None:
+        if self.record is not None:
+            return
+        self.record = CallRecord(
+            call_id=event.call_id,
+            stream_id=event.stream_id,
+            carrier=event.carrier,
+            account_id=event.account_id,
+            custom_parameters=dict(event.custom_parameters),
+            started_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        )
+        self.writer = TranscriptWriter(self.services.data_dir, event.call_id)
+        log.info("call %s started (%s)", event.call_id, event.carrier)
+        await self.writer.write(self.record)
+        self._start_prompt("greeting", self.services.dialogue.greeting(self.state))
+
+    # ---------------------------------------------------------------- audio
+
+    def _on_audio(self, pcm: PCM16) -> None:
+        if self.record is None:
+            return
+        self._pending = np.concatenate([self._pending, pcm]) if self._pending.size else pcm
+        while self._pending.size >= BOT_FRAME_SAMPLES:
+            frame = self._pending[:BOT_FRAME_SAMPLES]
+            self._pending = self._pending[BOT_FRAME_SAMPLES:]
+            self._on_frame(frame)
+
+    def _on_frame(self, frame: PCM16) -> None:
+        self._ring.append(frame)
+        was_active = self._utterance is not None
+        actions = self.turns.on_frame(self.now(), self.vad.is_speech(frame))
+        if (
+            was_active
+            and self._utterance is not None
+            and not any(isinstance(a, CallerStarted) for a in actions)
+        ):
+            self._utterance.append(frame)
+        for action in actions:
+            self._act(action)
+
+    def _act(self, action: Action) -> None:
+        if isinstance(action, CallerStarted):
+            self._utterance = list(self._ring)
+            self._turn_start = max(action.at - len(self._utterance) * FRAME_S, 0.0)
+        elif isinstance(action, Speculate):
+            self._start_answer(action.turn, speculative=True, speech_end=None)
+        elif isinstance(action, CallerResumed):
+            self._drop_unheard_reply()
+        elif isinstance(action, TurnEnded):
+            self._on_turn_end(action)
+        elif isinstance(action, TurnDiscarded):
+            self._utterance = None
+            self._drop_unheard_reply()
+        elif isinstance(action, BargeIn):
+            self._barge_in()
+
+    def _utterance_audio(self) -> PCM16:
+        return np.concatenate(self._utterance) if self._utterance else np.zeros(0, np.int16)
+
+    def _on_turn_end(self, action: TurnEnded) -> None:
+        reply = self.reply
+        if reply is not None and reply.speculative and reply.turn == action.turn:
+            reply.speech_end = action.speech_end
+            reply.released.set()
+            return
+        self._start_answer(action.turn, speculative=False, speech_end=action.speech_end)
+
+    def _drop_unheard_reply(self) -> None:
+        """The caller went on: a reply nobody has heard yet is void."""
+        reply = self.reply
+        if reply is not None and not reply.audible and reply.turn is not None:
+            self.reply = None
+            reply.cleared = True
+            if reply.task is not None:
+                reply.task.cancel()
+
+    def _barge_in(self) -> None:
+        reply = self.reply
+        self.reply = None
+        self.metrics.barge_ins.inc()
+        self.playout.flush()
+        if reply is None:
+            return
+        reply.cleared = True
+        if reply.task is not None:
+            reply.task.cancel()
+        if reply.record is not None:
+            reply.record.barge_in = True
+            reply.record.heard_text = reply.heard_text()
+        log.info("call %s: barge-in during %s", self._call_id, reply.id)
+        self._spawn(self._send_clear(), "clear")
+
+    async def _send_clear(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.conn.clear()
+        await self._save()
+
+    # ---------------------------------------------------------------- marks
+
+    def _on_mark(self, name: str) -> None:
+        reply_id, part = parse_mark(name)
+        reply = self._replies.get(reply_id)
+        if reply is not None and not reply.cleared:
+            reply.on_mark(part)
+            if reply.record is not None:
+                reply.record.heard_text = reply.heard_text()
+
+    def _on_audible(self, owner: str, at: float) -> None:
+        reply = self._replies.get(owner)
+        if reply is None or reply.cleared:
+            return
+        reply.audible_at = at - self._t0
+        self.turns.on_bot_audio(reply.audible_at)
+        if reply.turn is not None:
+            self._utterance = None
+        record = reply.record
+        if isinstance(record, TurnRecord) and reply.speech_end is not None:
+            v2v = (reply.audible_at - reply.speech_end) * 1000
+            record.timings["voice_to_voice_ms"] = round(v2v, 1)
+            self.metrics.observe_ms("voice_to_voice", v2v)
+
+    # ----------------------------------------------------------------- DTMF
+
+    async def _on_dtmf(self, digit: str) -> None:
+        if self.record is None:
+            return
+        self.record.dtmf.append({"digit": digit, "at_s": round(self.now(), 3)})
+        if self.reply is not None and self.reply.audible:
+            self._barge_in()
+        else:
+            self._drop_unheard_reply()
+        decision = self.services.dialogue.on_dtmf(self.state, digit)
+        self.state = decision.state
+        self._note_handoff(decision)
+        self._start_prompt("dtmf", decision)
+
+    # -------------------------------------------------------------- replies
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        if self._tasks is None:
+            raise RuntimeError("Call.run() has not started")
+        return self._tasks.create_task(coro, name=name)
+
+    def _new_reply(self, turn: int | None, speculative: bool) -> Reply:
+        self._reply_count += 1
+        reply = Reply(f"r{self._reply_count}", turn, speculative=speculative)
+        self._replies[reply.id] = reply
+        while len(self._replies) > 16:
+            del self._replies[next(iter(self._replies))]
+        self.reply = reply
+        return reply
+
+    def _start_prompt(self, kind: str, decision: Decision) -> None:
+        """Say something that is not an answer to a caller turn (greeting, key press)."""
+        if self.record is None:
+            return
+        reply = self._new_reply(None, speculative=False)
+        reply.record = PromptRecord(kind, round(self.now(), 3), decision.text)
+        self.record.prompts.append(reply.record)
+        reply.released.set()
+        reply.task = self._spawn(self._speak(reply, decision, None), f"prompt-{reply.id}")
+
+    def _start_answer(self, turn: int, *, speculative: bool, speech_end: float | None) -> None:
+        self._drop_unheard_reply()
+        reply = self._new_reply(turn, speculative)
+        reply.speech_end = speech_end
+        if not speculative:
+            reply.released.set()
+        audio = self._utterance_audio()
+        reply.task = self._spawn(self._answer(reply, audio), f"answer-{reply.id}")
+
+    async def _answer(self, reply: Reply, audio: PCM16) -> None:
+        workers, dialogue = self.services.workers, self.services.dialogue
+        timings: dict[str, float] = {}
+        try:
+            heard = await workers.transcribe(audio)
+            timings["asr_ms"] = round(heard.ms, 1)
+            transcript = heard.value
+            noise = transcript.no_speech_prob > self.config.asr.max_no_speech_prob
+            if not transcript.text.strip() or noise:
+                await reply.released.wait()
+                log.info("call %s: turn %s had no words; not answering", self._call_id, reply.turn)
+                self._finish(reply)
+                return
+            state = self.state
+            decided = await workers.run_nlu(lambda: dialogue.respond(state, transcript.text))
+            timings["dialogue_ms"] = round(decided.ms, 1)
+            decision = decided.value
+        except Exception as exc:  # a timeout or a broken model: the caller hears an apology
+            log.error("call %s: answering turn %s failed: %r", self._call_id, reply.turn, exc)
+            self.metrics.model_errors.labels(stage="asr_or_dialogue").inc()
+            await reply.released.wait()
+            decision = dialogue.apology(self.state)
+            transcript = None
+        caller_text = transcript.text if transcript is not None else ""
+        record = TurnRecord(
+            index=len(self.record.turns) + 1 if self.record else 1,
+            started_s=0.0,
+            ended_s=0.0,
+            caller_text=caller_text,
+            intent=decision.intent,
+            intent_confidence=round(decision.confidence, 3),
+            sentiment=round(decision.sentiment, 3),
+            outcome=decision.outcome.value,
+            bot_text=decision.text,
+            timings=timings,
+        )
+        await self._speak(reply, decision, record)
+
+    async def _speak(self, reply: Reply, decision: Decision, record: TurnRecord | None) -> None:
+        """Synthesise and play a decision's sentences; waits until heard or interrupted."""
+        workers = self.services.workers
+        try:
+            reply.sentences = speech_parts(decision.sentences)
+            first = await workers.synthesize(reply.sentences[0])
+            await reply.released.wait()
+            if record is not None:
+                self._commit(reply, decision, record, first.ms)
+            await self.playout.play(first.value, reply.id)
+            await self.playout.mark(mark_name(reply.id, 0), reply.id)
+            audio_s = first.value.size / BOT_SAMPLE_RATE
+            for index, sentence in enumerate(reply.sentences[1:], start=1):
+                audio = await workers.synthesize(sentence)
+                audio_s += audio.value.size / BOT_SAMPLE_RATE
+                await self.playout.play(audio.value, reply.id)
+                await self.playout.mark(mark_name(reply.id, index), reply.id)
+            await self.playout.mark(mark_name(reply.id, END), reply.id)
+            # At most the whole reply is still unplayed; then the carrier's last mark is due.
+            backlog = max(self.playout.played_until() - self.clock.now(), 0.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reply.finished.wait(), backlog + audio_s + MARK_GRACE_S)
+            if decision.end_call:
+                self._spawn(self.conn.close(1000, "caller said goodbye"), "hangup")
+        except ModelTimeout as exc:
+            log.error("call %s: speech synthesis failed: %r", self._call_id, exc)
+            self.metrics.model_errors.labels(stage="tts").inc()
+        except ConnectionClosed:
+            log.info("call %s: connection closed while speaking", self._call_id)
+        except Exception:
+            log.exception("call %s: speaking %s failed", self._call_id, reply.id)
+            self.metrics.model_errors.labels(stage="speak").inc()
+        finally:
+            self._finish(reply)
+        await self._save()
+
+    def _commit(self, reply: Reply, decision: Decision, record: TurnRecord, tts_ms: float) -> None:
+        """The reply is going out: adopt its dialogue state and record the turn."""
+        self.state = decision.state
+        reply.decision = decision
+        reply.record = record
+        record.timings["tts_first_audio_ms"] = round(tts_ms, 1)
+        speech_end = reply.speech_end if reply.speech_end is not None else self.now()
+        record.ended_s = round(speech_end, 3)
+        record.started_s = round(self._turn_start, 3)
+        if self.record is not None:
+            record.index = len(self.record.turns) + 1
+            self.record.turns.append(record)
+        for stage in ("asr_ms", "dialogue_ms", "tts_first_audio_ms"):
+            if stage in record.timings:
+                self.metrics.observe_ms(stage[:-3], record.timings[stage])
+        self.metrics.turns.labels(outcome=decision.outcome.value).inc()
+        self._note_handoff(decision, record)
+
+    def _note_handoff(self, decision: Decision, record: TurnRecord | None = None) -> None:
+        if decision.handoff is None or self.record is None:
+            return
+        state = {None: "offered", True: "accepted", False: "declined"}[decision.handoff.accepted]
+        entry = {"state": state, "reason": decision.handoff.reason, "at_s": round(self.now(), 3)}
+        self.metrics.handoffs.labels(state=state).inc()
+        log.info("call %s: handoff %s (%s)", self.record.call_id, state, decision.handoff.reason)
+        if record is not None:
+            record.handoff = entry
+        if decision.outcome in (Outcome.HANDOFF_ACCEPTED, Outcome.HANDOFF_OFFER):
+            self.record.handoff = entry
+
+    def _finish(self, reply: Reply) -> None:
+        if self.reply is reply:
+            self.reply = None
+            self.turns.on_bot_done(self.now())
+            if reply.turn is not None:
+                self._utterance = None
+
+    async def _save(self) -> None:
+        if self.record is not None and self.writer is not None:
+            try:
+                await self.writer.write(self.record)
+            except OSError as exc:
+                log.error("call %s: transcript not written: %r", self.record.call_id, exc)

@@ -1,0 +1,247 @@
+"""One typed configuration: defaults, then a TOML file, then environment, then CLI flags.
+
+Every setting has a sensible default so `voicebot serve` runs with no file at all.
+Environment variables are `VOICEBOT_<SECTION>__<KEY>` (for example
+`VOICEBOT_ASR__MODEL=base`); secrets (the Twilio auth token) are read only from the
+environment, never from files. Unknown sections or keys are errors, so a typo in a
+config file is caught at start-up rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "VOICEBOT_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the media server listens and what it keeps on disk."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "data"
+    #: The URL carriers use to reach this server (behind a proxy), e.g. https://bot.example.com.
+    public_url: str = ""
+    max_calls: int = 8
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class TwilioConfig:
+    """Twilio webhook security."""
+
+    validate_signatures: bool = True
+    #: Name of the environment variable holding the auth token (secrets stay in the env).
+    auth_token_env: str = "TWILIO_AUTH_TOKEN"
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """Voice activity detection."""
+
+    backend: str = "webrtc"
+    aggressiveness: int = 3
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    """Turn-taking timings (milliseconds)."""
+
+    #: Speech needed within the onset window before a caller turn starts.
+    speech_start_ms: int = 60
+    #: Silence after which the transcript is computed speculatively.
+    early_asr_ms: int = 150
+    #: Silence after which the caller's turn is over and the bot may answer.
+    endpoint_ms: int = 600
+    #: Sustained caller speech that interrupts the bot.
+    barge_in_ms: int = 240
+    #: Audio kept from before the detected onset, so first syllables are not lost.
+    preroll_ms: int = 300
+    #: Turns with less speech than this are treated as noise.
+    min_speech_ms: int = 200
+    #: A turn is cut (and answered) after this long, so a stuck line cannot hang the call.
+    max_turn_ms: int = 30_000
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    """Speech recognition."""
+
+    backend: str = "faster-whisper"
+    model: str = "tiny.en"
+    device: str = "cpu"
+    compute_type: str = "int8"
+    threads: int = 2
+    workers: int = 1
+    beam_size: int = 1
+    language: str = "en"
+    #: Transcripts Whisper itself thinks are probably not speech are dropped.
+    max_no_speech_prob: float = 0.6
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    """Speech synthesis."""
+
+    backend: str = "piper"
+    voice: str = "en_US-joe-medium"
+    length_scale: float = 1.0
+    timeout_s: float = 10.0
+    cache_size: int = 64
+
+
+@dataclass(frozen=True)
+class PlayoutConfig:
+    """Outbound audio pacing."""
+
+    #: How far ahead of the carrier's play position we send audio.
+    lead_ms: int = 120
+
+
+@dataclass(frozen=True)
+class DialogueConfig:
+    """The dialogue core."""
+
+    domain: str = "bank"
+    encoder: str = "all-MiniLM-L6-v2"
+    #: Below this (calibrated) kNN vote share the bot asks rather than guesses.
+    min_intent_confidence: float = 0.6
+    #: Nearest-example cosine below which a turn is not about banking at all.
+    min_similarity: float = 0.5
+    #: VADER compound score at or below which the caller is treated as upset.
+    upset_sentiment: float = -0.6
+    neighbours: int = 10
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    twilio: TwilioConfig = field(default_factory=TwilioConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    turns: TurnConfig = field(default_factory=TurnConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    playout: PlayoutConfig = field(default_factory=PlayoutConfig)
+    dialogue: DialogueConfig = field(default_factory=DialogueConfig)
+
+    def twilio_auth_token(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The Twilio auth token, from the environment only."""
+        return (env if env is not None else os.environ).get(self.twilio.auth_token_env) or None
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """Convert a TOML or environment value to the declared field type."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [k for k in typing.get_args(kind) if k is not type(None)]
+        if value in (None, "") and len(options) < len(typing.get_args(kind)):
+            return None
+        kind = options[0]
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if kind is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError(value)
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+    raise ConfigError(f"{where}: unsupported type {kind!r}")
+
+
+def _apply(section: Any, values: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(type(section))
+    known = {f.name for f in fields(section)}
+    updates: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"{where}: unknown setting {key!r} (known: {', '.join(sorted(known))})"
+            )
+        updates[key] = _coerce(value, hints[key], f"{where}.{key}")
+    return replace(section, **updates)
+
+
+def merge(config: Config, data: Mapping[str, Any], origin: str) -> Config:
+    """Apply a nested {section: {key: value}} mapping on top of `config`."""
+    sections: dict[str, Any] = {}
+    names = {f.name for f in fields(config)}
+    for name, values in data.items():
+        if name not in names:
+            raise ConfigError(
+                f"{origin}: unknown section [{name}] (known: {', '.join(sorted(names))})"
+            )
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{origin}: [{name}] must be a table")
+        current = sections.get(name, getattr(config, name))
+        assert is_dataclass(current)
+        sections[name] = _apply(current, values, f"{origin} [{name}]")
+    return replace(config, **sections)
+
+
+def from_env(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """`VOICEBOT_SECTION__KEY=value` variables as a nested mapping."""
+    data: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        data.setdefault(section.lower(), {})[key.lower()] = value
+    return data
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Defaults <- TOML file <- environment <- explicit overrides (CLI flags)."""
+    config = Config()
+    if path is not None:
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+        config = merge(config, data, str(file))
+    config = merge(config, from_env(env if env is not None else os.environ), "environment")
+    if overrides:
+        given = {
+            section: {k: v for k, v in values.items() if v is not None}
+            for section, values in overrides.items()
+        }
+        config = merge(config, {k: v for k, v in given.items() if v}, "command line")
+    return config

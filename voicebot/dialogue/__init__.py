@@ -1,0 +1,1 @@
+"""Dialogue core: transcript -> sentiment -> intent -> knowledge graph -> reply sentences."""

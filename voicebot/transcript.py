@@ -1,0 +1,103 @@
+"""The per-call transcript: ids, and per caller turn what was heard, understood and said.
+
+Written to `DATA_DIR/calls/<callSid>/transcript.json` after every turn (and again when
+the turn's audio has been heard or interrupted), atomically (temp file + rename), so a
+crash leaves the last complete version rather than half a JSON file. The call id comes
+from the carrier, so it is sanitised before it becomes a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def safe_call_dir_name(call_id: str) -> str:
+    """A directory name for a carrier call id that cannot escape the calls directory."""
+    if _SAFE_ID.match(call_id) and call_id not in (".", ".."):
+        return call_id
+    return "call-" + hashlib.sha256(call_id.encode("utf-8", "replace")).hexdigest()[:24]
+
+
+@dataclass
+class TurnRecord:
+    """One caller turn and the bot's answer to it."""
+
+    index: int
+    started_s: float
+    ended_s: float
+    caller_text: str = ""
+    intent: str | None = None
+    intent_confidence: float = 0.0
+    sentiment: float = 0.0
+    outcome: str = ""
+    bot_text: str = ""
+    heard_text: str = ""
+    barge_in: bool = False
+    handoff: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PromptRecord:
+    """Something the bot said that was not an answer to a turn (greeting, key press)."""
+
+    kind: str
+    at_s: float
+    bot_text: str
+    heard_text: str = ""
+    barge_in: bool = False
+
+
+@dataclass
+class CallRecord:
+    """The whole call."""
+
+    call_id: str
+    stream_id: str
+    carrier: str
+    account_id: str = ""
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+    started_at: str = ""
+    ended_s: float | None = None
+    end_reason: str = ""
+    prompts: list[PromptRecord] = field(default_factory=list)
+    turns: list[TurnRecord] = field(default_factory=list)
+    dtmf: list[dict[str, Any]] = field(default_factory=list)
+    handoff: dict[str, Any] | None = None
+
+    def to_json(self) -> str:
+        """Stable, human-readable JSON."""
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+
+class TranscriptWriter:
+    """Writes one call's transcript file, off the event loop."""
+
+    def __init__(self, data_dir: Path, call_id: str) -> None:
+        self.directory = data_dir / "calls" / safe_call_dir_name(call_id)
+        self.path = self.directory / "transcript.json"
+        self._lock = asyncio.Lock()
+
+    def _write(self, text: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".json.tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+
+    async def write(self, record: CallRecord) -> None:
+        """Save the current state of the record (serialised now, written in a thread)."""
+        text = record.to_json()
+        async with self._lock:
+            await asyncio.to_thread(self._write, text)

@@ -1,0 +1,196 @@
+"""Turn-taking: who has the floor, decided from VAD frames and playout progress.
+
+A small state machine (listening, caller speaking, thinking, bot speaking) that does no
+I/O: it takes one VAD decision per 20 ms frame, plus "the bot's audio started" and
+"the bot finished", and returns actions for the Call to carry out. Time is passed in,
+so every rule is unit-testable with made-up timelines.
+
+Rules that protect the caller:
+- A turn ends only after `endpoint_ms` of silence; at `early_asr_ms` the Call may start
+  transcribing speculatively, and throws that away if the caller goes on.
+- If the caller speaks again while the bot is still thinking (nothing audible yet), the
+  turn simply continues: the pause was not the end, and the caller is never cut off.
+- Once the bot is audible, sustained caller speech (`barge_in_ms`) interrupts it.
+- Very short bursts (`min_speech_ms`) are noise, not turns.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+
+from voicebot.config import TurnConfig
+
+FRAME_MS = 20
+
+
+class TurnState(StrEnum):
+    """Who has the floor."""
+
+    LISTENING = "listening"
+    CALLER_SPEAKING = "caller_speaking"
+    THINKING = "thinking"
+    BOT_SPEAKING = "bot_speaking"
+
+
+@dataclass(frozen=True, slots=True)
+class CallerStarted:
+    """A new caller turn began (`preroll` frames before `at` belong to it)."""
+
+    turn: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Speculate:
+    """The caller paused: transcribe what we have now, but do not answer yet."""
+
+    turn: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallerResumed:
+    """The caller went on speaking: any speculative or unheard reply is void."""
+
+    turn: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TurnEnded:
+    """The caller has finished; `speech_end` is when the last speech frame ended."""
+
+    turn: int
+    at: float
+    speech_end: float
+    speech_ms: int
+    forced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDiscarded:
+    """The 'turn' was too short to be speech (a click, a cough, line noise)."""
+
+    turn: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    """The caller is talking over the bot: stop speaking now."""
+
+    turn: int
+    at: float
+
+
+Action = CallerStarted | Speculate | CallerResumed | TurnEnded | TurnDiscarded | BargeIn
+
+
+class TurnTaker:
+    """The turn-taking state machine for one call."""
+
+    def __init__(self, config: TurnConfig) -> None:
+        self.config = config
+        self.state = TurnState.LISTENING
+        self.turn = 0
+        self._onset_frames = max(1, config.speech_start_ms // FRAME_MS)
+        self._barge_frames = max(1, config.barge_in_ms // FRAME_MS)
+        self._recent: deque[bool] = deque(maxlen=max(self._barge_frames, self._onset_frames + 2))
+        self._silence_frames = 0
+        self._speech_frames = 0
+        self._turn_frames = 0
+        self._speech_end = 0.0
+        self._speculating = False
+        self._forced = False
+
+    # ------------------------------------------------------------ detectors
+
+    def _onset(self) -> bool:
+        window = list(self._recent)[-(self._onset_frames + 2) :]
+        return sum(window) >= self._onset_frames and window[-1]
+
+    def _sustained(self) -> bool:
+        if len(self._recent) < self._barge_frames:
+            return False
+        window = list(self._recent)[-self._barge_frames :]
+        return sum(window) >= 0.8 * self._barge_frames and window[-1]
+
+    def _start_turn(self, at: float) -> CallerStarted:
+        self.turn += 1
+        self.state = TurnState.CALLER_SPEAKING
+        self._silence_frames = 0
+        self._speech_frames = sum(self._recent)
+        self._turn_frames = len(self._recent)
+        self._speech_end = at
+        self._speculating = False
+        self._forced = False
+        return CallerStarted(self.turn, at)
+
+    # ---------------------------------------------------------------- inputs
+
+    def on_frame(self, at: float, is_speech: bool) -> list[Action]:
+        """One VAD decision for the 20 ms frame that ended at `at` (seconds)."""
+        self._recent.append(is_speech)
+        state = self.state
+        if state == TurnState.LISTENING:
+            return [self._start_turn(at)] if self._onset() else []
+        if state == TurnState.BOT_SPEAKING:
+            if self._sustained():
+                return [BargeIn(self.turn + 1, at), self._start_turn(at)]
+            return []
+        if state == TurnState.THINKING:
+            # After a forced end (a turn that never paused) the bot answers regardless.
+            if self._onset() and not self._forced:
+                self.state = TurnState.CALLER_SPEAKING
+                self._silence_frames = 0
+                self._speech_end = at
+                return [CallerResumed(self.turn, at)]
+            return []
+        return self._caller_frame(at, is_speech)
+
+    def _caller_frame(self, at: float, is_speech: bool) -> list[Action]:
+        config = self.config
+        self._turn_frames += 1
+        actions: list[Action] = []
+        if is_speech:
+            self._speech_frames += 1
+            self._silence_frames = 0
+            self._speech_end = at
+            if self._speculating:
+                self._speculating = False
+                actions.append(CallerResumed(self.turn, at))
+        else:
+            self._silence_frames += 1
+        silence_ms = self._silence_frames * FRAME_MS
+        speech_ms = self._speech_frames * FRAME_MS
+        forced = self._turn_frames * FRAME_MS >= config.max_turn_ms
+        if silence_ms >= config.endpoint_ms or forced:
+            self._speculating = False
+            self._forced = forced
+            if speech_ms < config.min_speech_ms and not forced:
+                self.state = TurnState.LISTENING
+                actions.append(TurnDiscarded(self.turn, at))
+            else:
+                self.state = TurnState.THINKING
+                actions.append(TurnEnded(self.turn, at, self._speech_end, speech_ms, forced))
+        elif (
+            silence_ms >= config.early_asr_ms
+            and not self._speculating
+            and speech_ms >= config.min_speech_ms
+        ):
+            self._speculating = True
+            actions.append(Speculate(self.turn, at))
+        return actions
+
+    def on_bot_audio(self, at: float) -> None:
+        """The bot's first audio of a reply or prompt went out."""
+        if self.state in (TurnState.THINKING, TurnState.LISTENING):
+            self.state = TurnState.BOT_SPEAKING
+
+    def on_bot_done(self, at: float) -> None:
+        """The bot finished (or abandoned) what it was saying, or had nothing to say."""
+        if self.state in (TurnState.BOT_SPEAKING, TurnState.THINKING):
+            self.state = TurnState.LISTENING
+            self._recent.clear()
