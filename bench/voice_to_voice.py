@@ -81,6 +81,17 @@ def start_server(data_dir: Path, extra_env: dict[str, str]) -> tuple[subprocess.
     raise RuntimeError("server did not start; see " + str(data_dir / "server.log"))
 
 
+def wait_for_speech_cache(base: str, timeout_s: float = 600) -> None:
+    """Block until the server has synthesised every prompt and grounded answer."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+            if json.load(response)["speech_cache"]["answers_ready"]:
+                return
+        time.sleep(2)
+    raise RuntimeError("speech cache not ready in time")
+
+
 async def run_calls(ws_url: str, calls: list[dict], out: Path, concurrency: int) -> list:
     gate = asyncio.Semaphore(concurrency)
 
@@ -99,6 +110,11 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="only the first N calls")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--json", help="write the full results here")
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="do not pre-synthesise answers (every reply's speech is made after the turn)",
+    )
     args = parser.parse_args()
 
     calls = [json.loads(line) for line in (CALLS / "calls.jsonl").read_text().splitlines()]
@@ -111,7 +127,10 @@ def main() -> int:
     else:
         data_dir = work / "data"
         data_dir.mkdir()
-        proc, base = start_server(data_dir, {})
+        env = {"VOICEBOT_TTS__PREPARE_ANSWERS": "false"} if args.cold else {}
+        proc, base = start_server(data_dir, env)
+        if not args.cold:
+            wait_for_speech_cache(base)
     ws_url = base.replace("http", "ws", 1) + "/twilio/media"
     cpu_before = cpu_seconds(proc.pid) if proc else 0.0
     started = time.monotonic()
@@ -153,6 +172,7 @@ def main() -> int:
         "calls": len(calls),
         "caller_turns": sum(len(c["turns"]) for c in calls),
         "concurrency": args.concurrency,
+        "answers_pre_synthesised": not args.cold,
         "voice_to_voice_ms": {
             "median": round(statistics.median(v2v), 1) if v2v else None,
             "p95": round(percentile(v2v, 95), 1) if v2v else None,

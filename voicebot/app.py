@@ -8,6 +8,7 @@ progress finish for a grace period.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import signal
@@ -18,12 +19,16 @@ import numpy as np
 from aiohttp import web
 
 from models.protocols import VoiceActivityDetector
+from models.weights import resolve
 from telephony.connection import CallConnection
 from telephony.server import MediaServer, ServerSettings, TwilioWebhookSettings
 from voicebot.call import Call
 from voicebot.config import Config
 from voicebot.dialogue.core import DialogueCore, DialogueState
+from voicebot.dialogue.grounded import REQUIRED_PROMPTS
+from voicebot.reply import speech_parts
 from voicebot.services import CallServices
+from voicebot.speech_cache import SpeechCache
 from voicebot.workers import ModelWorkers
 
 log = logging.getLogger(__name__)
@@ -65,7 +70,7 @@ def build_services(config: Config) -> CallServices:
         asr_timeout_s=config.asr.timeout_s,
         tts_timeout_s=config.tts.timeout_s,
         nlu_timeout_s=config.dialogue.timeout_s,
-        tts_cache_size=config.tts.cache_size,
+        speech_cache=SpeechCache(speech_cache_dir(config), config.tts.cache_size),
     )
     dialogue = DialogueCore.load(config.dialogue, embedder.embed)
     aggressiveness = config.vad.aggressiveness
@@ -80,11 +85,48 @@ def build_services(config: Config) -> CallServices:
     return CallServices(config, workers, dialogue, make_vad)
 
 
+def speech_cache_dir(config: Config) -> Path:
+    """Per-voice cache directory: a changed voice file or speed never reuses old audio."""
+    voice = Path(resolve("piper", config.tts.voice).location)
+    stat = voice.stat()
+    key = f"{voice}:{stat.st_size}:{stat.st_mtime_ns}:{config.tts.length_scale}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return Path(config.server.data_dir) / "speech-cache" / f"{voice.stem}-{digest}"
+
+
+def speakable_phrases(dialogue: DialogueCore) -> list[str]:
+    """Every unit the bot can say from templates: prompts first, then each intent's answer."""
+    replies, graph = dialogue.replies, dialogue.graph
+    texts: list[tuple[str, ...]] = [dialogue.greeting(DialogueState()).sentences]
+    for key in REQUIRED_PROMPTS:
+        if key == "clarify_intent":
+            texts += [
+                (replies.prompt(key, intent_label=graph.intent_label(i)),) for i in graph.intents()
+            ]
+        else:
+            texts.append((replies.prompt(key),))
+    texts += [dialogue.answer(intent) for intent in dialogue.index.names]
+    return [part for sentences in texts for part in speech_parts(sentences)]
+
+
 async def warm_prompts(services: CallServices) -> None:
-    """Synthesise the greeting once so every call's first words come from the cache."""
-    greeting = services.dialogue.greeting(DialogueState())
-    for sentence in greeting.sentences:
-        await services.workers.synthesize(sentence)
+    """Synthesise the greeting now, so every call's first words come from the cache."""
+    greeting = speech_parts(services.dialogue.greeting(DialogueState()).sentences)
+    await services.workers.prepare_speech(greeting, services.activity.idle)
+
+
+async def prepare_answers(services: CallServices) -> None:
+    """Synthesise every prompt and grounded answer in the background, between calls."""
+    started = time.perf_counter()
+    phrases = speakable_phrases(services.dialogue)
+    made = await services.workers.prepare_speech(phrases, services.activity.idle)
+    services.speech_ready = True
+    log.info(
+        "speech cache ready: %d phrases (%d synthesised) in %.0f s",
+        len(phrases),
+        made,
+        time.perf_counter() - started,
+    )
 
 
 def build_server(services: CallServices) -> MediaServer:
@@ -102,6 +144,10 @@ def build_server(services: CallServices) -> MediaServer:
             "active_calls": server.active_connections,
             "max_calls": config.server.max_calls,
             "uptime_s": round(time.time() - started, 1),
+            "speech_cache": {
+                "phrases": len(services.workers.speech_cache),
+                "answers_ready": services.speech_ready,
+            },
             "models": {
                 "asr": f"{config.asr.backend}:{config.asr.model}",
                 "tts": f"{config.tts.backend}:{config.tts.voice}",
@@ -136,6 +182,11 @@ async def serve(config: Config, *, grace_s: float = 30.0) -> None:
     services = await asyncio.to_thread(build_services, config)
     await warm_prompts(services)
     server = build_server(services)
+    preparing = (
+        asyncio.create_task(prepare_answers(services), name="prepare-answers")
+        if config.tts.prepare_answers
+        else None
+    )
     runner = web.AppRunner(server.app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.server.host, config.server.port)
@@ -150,6 +201,8 @@ async def serve(config: Config, *, grace_s: float = 30.0) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if preparing is not None:
+        preparing.cancel()
     log.info("shutting down: %d calls in progress", server.active_connections)
     await site.stop()
     await server.drain(grace_s)

@@ -88,6 +88,7 @@ class Call:
 
     async def __aenter__(self) -> Call:
         self.metrics.active_calls.inc()
+        self.services.activity.call_started()
         return self
 
     async def __aexit__(
@@ -97,6 +98,7 @@ class Call:
         tb: TracebackType | None,
     ) -> None:
         self.metrics.active_calls.dec()
+        self.services.activity.call_ended()
         end = (
             "error" if exc is not None else (self.record.end_reason if self.record else "no start")
         )

@@ -100,7 +100,10 @@ class TtsConfig:
     voice: str = "en_US-joe-medium"
     length_scale: float = 1.0
     timeout_s: float = 10.0
+    #: One-off phrases kept in memory (prompts and grounded answers are kept anyway).
     cache_size: int = 64
+    #: Synthesise every prompt and grounded answer at start-up (kept on disk in data_dir).
+    prepare_answers: bool = True
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class DialogueConfig:
     #: Nearest-example cosine below which a turn is not about banking at all.
     min_similarity: float = 0.5
     #: VADER compound score at or below which the caller is treated as upset.
-    upset_sentiment: float = -0.6
+    upset_sentiment: float = -0.7
     neighbours: int = 10
     timeout_s: float = 5.0
 

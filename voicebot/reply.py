@@ -20,19 +20,22 @@ END = "end"
 #: A first sentence longer than this many words is split at its first clause boundary.
 SPLIT_WORDS = 8
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 
 
 def speech_parts(sentences: Sequence[str]) -> tuple[str, ...]:
-    """Sentences as spoken units, with a long first sentence split after its first clause.
+    """Text as spoken units: one per sentence, a long first sentence split after a clause.
 
-    The caller waits for the first unit to be synthesised, and synthesis time grows with
-    length; a short first clause ("Standard card delivery, ...") gets audio on the line
+    Each unit is synthesised on its own and followed by a mark, so what the caller
+    heard is known sentence by sentence. The caller waits for the first unit, and
+    synthesis time grows with length; a short first clause gets audio on the line
     sooner while the rest is synthesised during its playback. Joining the parts with
     spaces gives back the original text, so what was heard stays a prefix of what was meant.
     """
-    if not sentences:
+    units = [unit for text in sentences for unit in _SENTENCE_END.split(text.strip()) if unit]
+    if not units:
         return ()
-    first, rest = sentences[0], tuple(sentences[1:])
+    first, rest = units[0], tuple(units[1:])
     if len(first.split()) <= SPLIT_WORDS:
         return (first, *rest)
     pieces = _CLAUSE_END.split(first, maxsplit=1)

@@ -6,6 +6,7 @@ and handed to each `Call`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,26 @@ from voicebot.metrics import Metrics
 from voicebot.workers import ModelWorkers
 
 
+class Activity:
+    """How many calls are in progress, with an event that is set while there are none."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def call_started(self) -> None:
+        """A call began."""
+        self.active += 1
+        self.idle.clear()
+
+    def call_ended(self) -> None:
+        """A call finished."""
+        self.active = max(self.active - 1, 0)
+        if self.active == 0:
+            self.idle.set()
+
+
 @dataclass
 class CallServices:
     """Shared, process-wide parts of the bot."""
@@ -28,6 +49,9 @@ class CallServices:
     make_vad: Callable[[], VoiceActivityDetector]
     metrics: Metrics = field(default_factory=Metrics)
     clock: Clock = field(default_factory=MonotonicClock)
+    activity: Activity = field(default_factory=Activity)
+    #: Set once every prompt and grounded answer has been synthesised (see app.prepare_answers).
+    speech_ready: bool = False
 
     @property
     def data_dir(self) -> Path:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -28,6 +28,7 @@ from models.protocols import (
     TextEmbedder,
     Transcript,
 )
+from voicebot.speech_cache import SpeechCache
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,7 +59,7 @@ class ModelWorkers:
         asr_timeout_s: float = 10.0,
         tts_timeout_s: float = 10.0,
         nlu_timeout_s: float = 5.0,
-        tts_cache_size: int = 64,
+        speech_cache: SpeechCache | None = None,
     ) -> None:
         self.recognizer = recognizer
         self.synthesizer = synthesizer
@@ -68,8 +69,7 @@ class ModelWorkers:
         self._tts_pool = ThreadPoolExecutor(1, thread_name_prefix="tts")
         self._nlu_pool = ThreadPoolExecutor(1, thread_name_prefix="nlu")
         self._timeouts = {"asr": asr_timeout_s, "tts": tts_timeout_s, "nlu": nlu_timeout_s}
-        self._tts_cache: OrderedDict[str, PCM16] = OrderedDict()
-        self._tts_cache_size = tts_cache_size
+        self.speech_cache = speech_cache or SpeechCache()
 
     async def _run(self, pool: ThreadPoolExecutor, kind: str, fn: Callable[[], T]) -> Timed[T]:
         loop = asyncio.get_running_loop()
@@ -89,16 +89,38 @@ class ModelWorkers:
         return await self._run(self._asr_pool, "asr", lambda: self.recognizer.transcribe(audio))
 
     async def synthesize(self, text: str) -> Timed[PCM16]:
-        """Text -> 16 kHz speech, in the TTS pool; repeated sentences come from a cache."""
-        cached = self._tts_cache.get(text)
+        """Text -> 16 kHz speech, in the TTS pool; known phrases come from the cache."""
+        cached = self.speech_cache.get(text)
         if cached is not None:
-            self._tts_cache.move_to_end(text)
             return Timed(cached, 0.0)
         result = await self._run(self._tts_pool, "tts", lambda: self.synthesizer.synthesize(text))
-        self._tts_cache[text] = result.value
-        while len(self._tts_cache) > self._tts_cache_size:
-            self._tts_cache.popitem(last=False)
+        self.speech_cache.remember(text, result.value)
         return result
+
+    async def prepare_speech(self, texts: Iterable[str], idle: asyncio.Event) -> int:
+        """Synthesise and pin `texts` ahead of time, from disk where possible.
+
+        Synthesis only happens while `idle` is set (no call in progress), one phrase at
+        a time, so warming the cache never holds up a caller for more than one phrase.
+        Returns how many phrases were synthesised.
+        """
+        made = 0
+        for text in dict.fromkeys(texts):
+            cache = self.speech_cache
+            if cache.is_pinned(text) or await asyncio.to_thread(cache.load, text) is not None:
+                continue
+            await idle.wait()
+            try:
+                result = await self._run(
+                    self._tts_pool, "tts", partial(self.synthesizer.synthesize, text)
+                )
+            except ModelTimeout:
+                log.warning("speech cache: synthesis of %r timed out; skipped", text[:40])
+                continue
+            cache.pin(text, result.value)
+            await asyncio.to_thread(cache.save, text, result.value)
+            made += 1
+        return made
 
     async def run_nlu(self, fn: Callable[[], T]) -> Timed[T]:
         """Run a dialogue step (embedding + lookups) in the NLU pool."""
