@@ -4,6 +4,10 @@ The model is loaded once per process and shared by every call; CTranslate2 relea
 the GIL while it computes, so transcriptions run in worker threads without stalling the
 event loop. Greedy decoding (beam 1) with no timestamps and no conditioning on earlier
 text: a phone turn is one short utterance, and every saved decoder step is latency.
+Two guards against Whisper's runaway decodes, which on hard audio cost seconds while
+the caller waits (seen on the shared banking calls: 2.9 s for one 2 s turn): no
+temperature fallback (a bad first decode is re-run up to five times by default), and a
+token budget proportional to the audio's length.
 """
 
 from __future__ import annotations
@@ -57,6 +61,11 @@ class FasterWhisperRecognizer:
             compute_type,
         )
 
+    @staticmethod
+    def token_budget(audio_s: float) -> int:
+        """At most ~10 tokens per second of audio (speech is 3-5), and never over 200."""
+        return min(200, 16 + int(10 * audio_s))
+
     def transcribe(self, audio: PCM16) -> Transcript:
         """Transcribe one utterance of 16 kHz PCM16."""
         samples = np.asarray(audio, dtype=np.float32) / 32768.0
@@ -69,6 +78,8 @@ class FasterWhisperRecognizer:
             without_timestamps=True,
             condition_on_previous_text=False,
             vad_filter=False,
+            temperature=0.0,
+            max_new_tokens=self.token_budget(samples.size / SAMPLE_RATE),
         )
         texts: list[str] = []
         no_speech = 1.0

@@ -260,6 +260,7 @@ class Call:
         if reply is None or reply.cleared:
             return
         reply.audible_at = at - self._t0
+        self._commit(reply)
         self.turns.on_bot_audio(reply.audible_at)
         if reply.turn is not None:
             self._utterance = None
@@ -364,8 +365,9 @@ class Call:
             reply.sentences = speech_parts(decision.sentences)
             first = await workers.synthesize(reply.sentences[0])
             await reply.released.wait()
+            reply.decision = decision
             if record is not None:
-                self._commit(reply, decision, record, first.ms)
+                reply.pending = (record, first.ms)
             await self.playout.play(first.value, reply.id)
             await self.playout.mark(mark_name(reply.id, 0), reply.id)
             audio_s = first.value.size / BOT_SAMPLE_RATE
@@ -390,13 +392,22 @@ class Call:
             log.exception("call %s: speaking %s failed", self._call_id, reply.id)
             self.metrics.model_errors.labels(stage="speak").inc()
         finally:
+            if reply.pending is not None and not reply.cleared:
+                self._commit(reply)  # decided but never audible: the turn still happened
             self._finish(reply)
         await self._save()
 
-    def _commit(self, reply: Reply, decision: Decision, record: TurnRecord, tts_ms: float) -> None:
-        """The reply is going out: adopt its dialogue state and record the turn."""
+    def _commit(self, reply: Reply) -> None:
+        """The reply is going out: adopt its dialogue state and record the turn.
+
+        Called when the first frame is sent, not when the reply is decided: a reply
+        dropped before anyone heard it (the caller went on) leaves no trace.
+        """
+        if reply.pending is None or reply.decision is None:
+            return
+        (record, tts_ms), decision = reply.pending, reply.decision
+        reply.pending = None
         self.state = decision.state
-        reply.decision = decision
         reply.record = record
         record.timings["tts_first_audio_ms"] = round(tts_ms, 1)
         speech_end = reply.speech_end if reply.speech_end is not None else self.now()

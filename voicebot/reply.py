@@ -72,6 +72,8 @@ class Reply:
     audible_at: float | None = None
     cleared: bool = False
     record: TurnRecord | PromptRecord | None = None
+    #: A turn's record and first-sentence synthesis time, committed when audio goes out.
+    pending: tuple[TurnRecord, float] | None = None
 
     @property
     def audible(self) -> bool:
