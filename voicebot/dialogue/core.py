@@ -123,8 +123,8 @@ class DialogueCore:
             pack = DOMAIN_ROOT / config.domain
         if not pack.is_dir():
             raise FileNotFoundError(f"domain pack {config.domain!r} not found")
-        graph = KnowledgeGraph.load(pack)
         replies = GroundedReplies.from_pack(pack)
+        graph = replies.graph
         index = IntentIndex.load(pack / INDEX_FILE, neighbours=config.neighbours)
         return cls(replies, graph, index, embed, config)
 
