@@ -21,8 +21,6 @@ from telephony.g711 import ulaw_encode
 from telephony.resample import resample
 from voicebot.wavio import read_wav, write_ulaw_wav
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-
 
 def flite_pcm(text: str, voice: str = "slt") -> np.ndarray:
     """Speak `text` with flite; 16 kHz PCM16."""

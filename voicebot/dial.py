@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import secrets
-import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,8 +29,6 @@ from telephony.g711 import ulaw_decode, ulaw_encode
 from telephony.resample import resample
 from telephony.twilio.peer import BotClear, BotMark, BotMedia, BotProtocolError, TwilioPeer
 from voicebot.wavio import FORMAT_MULAW, read_wav, write_wav
-
-log = logging.getLogger(__name__)
 
 RATE = 8000
 FRAME_BYTES = 160
@@ -281,11 +277,3 @@ def _finished(
         return True
     answered = any(frame != SILENCE for frame in heard[int(last_caller_end / FRAME_S) :])
     return answered and player.idle and now - player.last_media_at >= idle_s
-
-
-def run_dial(url: str, wav: str, out_dir: str, **kwargs: object) -> DialResult:
-    """Blocking wrapper for the CLI."""
-    started = time.perf_counter()
-    result = asyncio.run(dial(url, wav, out_dir, **kwargs))  # type: ignore[arg-type]
-    log.info("call %s done in %.1f s", result.call_sid, time.perf_counter() - started)
-    return result
