@@ -131,6 +131,54 @@ class DialogueConfig:
 
 
 @dataclass(frozen=True)
+class RecordingConfig:
+    """What is kept of every call (under DATA_DIR/calls/<callSid>/)."""
+
+    enabled: bool = True
+    #: Also keep the raw carrier messages (capture.jsonl), for exact replay.
+    capture: bool = False
+    #: Environment variable with a base64 32-byte key; when set, audio is encrypted at rest.
+    key_env: str = "VOICEBOT_RECORDING_KEY"
+    #: How often buffered audio and events reach the disk (a crash loses at most this).
+    flush_ms: int = 500
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """PII redaction in transcripts, events, reports and logs."""
+
+    enabled: bool = True
+    card_numbers: bool = True
+    account_numbers: bool = True
+    sort_codes: bool = True
+    dates_of_birth: bool = True
+    pins: bool = True
+    #: "all": mask every key press except 0, * and #; "none": keep them.
+    dtmf: str = "all"
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """The call index: SQLite in DATA_DIR by default, or a database URL."""
+
+    #: "" = sqlite at DATA_DIR/calls.db; "sqlite:///path.db"; "postgresql://user@host/db".
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """Offline replay: modelled processing time, so turn-taking is reproducible."""
+
+    #: Virtual time each stage takes during replay (live medians on the dev machine).
+    asr_ms: int = 500
+    dialogue_ms: int = 20
+    tts_ms: int = 0
+    #: Fields whose change between the original call and the replay fails --compare.
+    fail_on: str = "intent,outcome"
+    jobs: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -142,6 +190,10 @@ class Config:
     tts: TtsConfig = field(default_factory=TtsConfig)
     playout: PlayoutConfig = field(default_factory=PlayoutConfig)
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     def twilio_auth_token(self, env: Mapping[str, str] | None = None) -> str | None:
         """The Twilio auth token, from the environment only."""

@@ -2,8 +2,9 @@
 
 Written to `DATA_DIR/calls/<callSid>/transcript.json` after every turn (and again when
 the turn's audio has been heard or interrupted), atomically (temp file + rename), so a
-crash leaves the last complete version rather than half a JSON file. The call id comes
-from the carrier, so it is sanitised before it becomes a path.
+crash leaves the last complete version rather than half a JSON file, and indexed in the
+call store. What is written is redacted (card and account numbers, dates of birth,
+PINs). The call id comes from the carrier, so it is sanitised before it becomes a path.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -43,6 +46,9 @@ class TurnRecord:
     heard_text: str = ""
     barge_in: bool = False
     handoff: dict[str, Any] | None = None
+    #: When the bot's answer became audible and when it stopped (call clock, seconds).
+    bot_started_s: float | None = None
+    bot_ended_s: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -79,13 +85,34 @@ class CallRecord:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False)
 
 
-class TranscriptWriter:
-    """Writes one call's transcript file, off the event loop."""
+class SavesCalls(Protocol):
+    """The part of the call store the writer needs."""
 
-    def __init__(self, data_dir: Path, call_id: str) -> None:
-        self.directory = data_dir / "calls" / safe_call_dir_name(call_id)
+    def save_call(self, record: Mapping[str, Any], *, directory: str = "") -> None: ...
+
+
+def call_directory(data_dir: Path, call_id: str) -> Path:
+    """Where everything kept of one call lives."""
+    return data_dir / "calls" / safe_call_dir_name(call_id)
+
+
+class TranscriptWriter:
+    """Writes one call's (redacted) transcript file and store entry on the I/O thread."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        call_id: str,
+        *,
+        executor: Executor | None = None,
+        redact: Callable[[Any], Any] | None = None,
+        store: SavesCalls | None = None,
+    ) -> None:
+        self.directory = call_directory(data_dir, call_id)
         self.path = self.directory / "transcript.json"
-        self._lock = asyncio.Lock()
+        self._executor = executor
+        self._redact = redact
+        self._store = store
 
     def _write(self, text: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -96,8 +123,19 @@ class TranscriptWriter:
             os.fsync(handle.fileno())
         os.replace(tmp, self.path)
 
+    def _save(self, data: dict[str, Any]) -> None:
+        self._write(json.dumps(data, indent=2, ensure_ascii=False))
+        if self._store is not None:
+            self._store.save_call(data, directory=str(self.directory))
+
     async def write(self, record: CallRecord) -> None:
-        """Save the current state of the record (serialised now, written in a thread)."""
-        text = record.to_json()
-        async with self._lock:
-            await asyncio.to_thread(self._write, text)
+        """Save the current state of the record (serialised now, written on the I/O thread).
+
+        One I/O thread for all writes keeps them in order; a failing disk or store is
+        logged by the caller and the call goes on.
+        """
+        data = asdict(record)
+        if self._redact is not None:
+            data = self._redact(data)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._save, data)
