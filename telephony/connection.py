@@ -62,6 +62,8 @@ class CallConnection:
         self.send_timeout_s = send_timeout_s
         self.audio_dropped = 0
         self.overflowed = False
+        #: Sees every raw message in ("in") and out ("out"), e.g. to capture a call.
+        self.tap: Callable[[str, WireMessage], None] | None = None
         self._send = send
         self._close = close
         self._events: deque[Event] = deque()
@@ -95,6 +97,11 @@ class CallConnection:
                 return True
         return False
 
+    @property
+    def pending(self) -> int:
+        """Inbound events not yet taken by the call handler."""
+        return len(self._events)
+
     async def events(self) -> AsyncIterator[Event]:
         """Inbound events in order; ends after the `CallEnded` event."""
         while True:
@@ -118,6 +125,8 @@ class CallConnection:
             raise ConnectionClosed("connection already closed")
         async with self._send_lock:
             for message in messages:
+                if self.tap is not None:
+                    self.tap("out", message)
                 try:
                     await asyncio.wait_for(self._send(message), self.send_timeout_s)
                 except (ConnectionError, RuntimeError, TimeoutError) as exc:

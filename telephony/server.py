@@ -192,6 +192,8 @@ class MediaServer:
         """Read the socket until it closes, the call ends or the peer misbehaves."""
         async for msg in ws:
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if conn.tap is not None:
+                    conn.tap("in", msg.data)
                 for event in codec.receive(msg.data):
                     if isinstance(event, ProtocolError):
                         log.warning("%s protocol error: %s", codec.carrier, event.message)

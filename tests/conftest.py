@@ -20,7 +20,11 @@ def session_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def config(session_dir) -> Config:
     base = Config()
-    return replace(base, server=replace(base.server, data_dir=str(session_dir / "data")))
+    return replace(
+        base,
+        server=replace(base.server, data_dir=str(session_dir / "data")),
+        recording=replace(base.recording, capture=True),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -26,16 +27,28 @@ from voicebot.call import Call
 from voicebot.config import Config
 from voicebot.dialogue.core import DialogueCore, DialogueState
 from voicebot.dialogue.grounded import REQUIRED_PROMPTS
+from voicebot.privacy import Redactor
+from voicebot.recording.files import parse_key
 from voicebot.reply import speech_parts
 from voicebot.services import CallServices
 from voicebot.speech_cache import SpeechCache
+from voicebot.store import open_store
 from voicebot.workers import ModelWorkers
 
 log = logging.getLogger(__name__)
 
 
-def build_services(config: Config) -> CallServices:
-    """Load every model once and warm it up, so the first caller waits no longer than the rest."""
+def recording_key(config: Config) -> bytes | None:
+    """The key for recordings at rest, from the environment only (None: not encrypted)."""
+    text = os.environ.get(config.recording.key_env, "")
+    return parse_key(text) if text else None
+
+
+def build_services(config: Config, *, with_store: bool = True) -> CallServices:
+    """Load every model once and warm it up, so the first caller waits no longer than the rest.
+
+    `with_store=False` (replay) keeps replayed calls out of the live call index.
+    """
     started = time.perf_counter()
     import torch
 
@@ -81,8 +94,19 @@ def build_services(config: Config) -> CallServices:
     recognizer.transcribe(np.zeros(16_000, dtype=np.int16))
     dialogue.respond(DialogueState(), "I lost my card")
     Path(config.server.data_dir).mkdir(parents=True, exist_ok=True)
+    recording_key(config)  # a malformed key stops the server before the first call
+    data_dir = Path(config.server.data_dir)
+    store = open_store(config.store.url, data_dir) if with_store else None
     log.info("models ready in %.1f s", time.perf_counter() - started)
-    return CallServices(config, workers, dialogue, make_vad)
+    return CallServices(
+        config,
+        workers,
+        dialogue,
+        make_vad,
+        redactor=Redactor(config.privacy),
+        store=store,
+        recording_key=recording_key(config),
+    )
 
 
 def speech_cache_dir(config: Config) -> Path:
@@ -208,3 +232,6 @@ async def serve(config: Config, *, grace_s: float = 30.0) -> None:
     await server.drain(grace_s)
     await runner.cleanup()
     services.workers.close()
+    services.io_pool.shutdown(wait=True)
+    if services.store is not None:
+        services.store.close()

@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Coroutine
+from dataclasses import asdict
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -34,10 +35,11 @@ from telephony.events import (
     ProtocolError,
 )
 from voicebot.dialogue.core import Decision, DialogueState, Outcome
+from voicebot.journal import CallJournal
 from voicebot.playout import Playout, stop_task
 from voicebot.reply import END, Reply, mark_name, parse_mark, speech_parts
 from voicebot.services import CallServices
-from voicebot.transcript import CallRecord, PromptRecord, TranscriptWriter, TurnRecord
+from voicebot.transcript import CallRecord, PromptRecord, TurnRecord
 from voicebot.turns import (
     Action,
     BargeIn,
@@ -51,6 +53,15 @@ from voicebot.turns import (
 from voicebot.workers import ModelTimeout
 
 log = logging.getLogger(__name__)
+
+_ACTION_EVENTS: dict[type, str] = {
+    CallerStarted: "caller_started",
+    Speculate: "speculate",
+    CallerResumed: "caller_resumed",
+    TurnEnded: "turn_ended",
+    TurnDiscarded: "turn_discarded",
+    BargeIn: "barge_in",
+}
 
 FRAME_S = 0.02
 #: How long after the expected end of playout we wait for the carrier's last mark.
@@ -68,16 +79,21 @@ class Call:
         self.metrics = services.metrics
         self.turns = TurnTaker(self.config.turns)
         self.vad = services.make_vad()
+        self._t0 = self.clock.now()
+        self.journal = CallJournal(services, conn, self.now)
         self.playout = Playout(
-            conn, self.clock, lead_ms=self.config.playout.lead_ms, on_first_frame=self._on_audible
+            conn,
+            self.clock,
+            lead_ms=self.config.playout.lead_ms,
+            on_first_frame=self._on_audible,
+            on_frame=self._on_bot_frame,
         )
         self.state = DialogueState()
         self.record: CallRecord | None = None
-        self.writer: TranscriptWriter | None = None
         self.reply: Reply | None = None
         self._replies: dict[str, Reply] = {}
         self._reply_count = 0
-        self._t0 = self.clock.now()
+        self._speaking = False
         preroll = max(1, self.config.turns.preroll_ms // 20)
         barge = max(1, self.config.turns.barge_in_ms // 20)
         self._ring: deque[PCM16] = deque(maxlen=preroll + barge)
@@ -103,11 +119,18 @@ class Call:
             "error" if exc is not None else (self.record.end_reason if self.record else "no start")
         )
         self.metrics.calls.labels(end=end or "unknown").inc()
-        if self.record is not None and self.writer is not None:
+        if self.record is not None:
             if exc is not None and not self.record.end_reason:
                 self.record.end_reason = f"error: {exc!r}"[:200]
             self.record.ended_s = round(self.now(), 3)
-            await self.writer.write(self.record)
+            await self._save()
+        await self.journal.close(self.record.end_reason if self.record else end)
+
+    def _log(self, kind: str, /, **fields: Any) -> None:
+        self.journal.log(kind, **fields)
+
+    def _on_bot_frame(self, frame: PCM16, play_at: float) -> None:
+        self.journal.bot_audio(frame, play_at - self._t0)
 
     def now(self) -> float:
         """Seconds since the call object was created (the call clock)."""
@@ -134,14 +157,17 @@ class Call:
             elif isinstance(event, CallStarted):
                 await self._on_start(event)
             elif isinstance(event, MarkPlayed):
+                self._log("mark", name=event.name)
                 self._on_mark(event.name)
             elif isinstance(event, DtmfDigit):
                 await self._on_dtmf(event.digit)
             elif isinstance(event, CallEnded):
+                self._log("stop", reason=event.reason)
                 if self.record is not None:
                     self.record.end_reason = event.reason
                 return
             elif isinstance(event, ProtocolError):
+                self._log("protocol_error", message=event.message)
                 log.warning("call %s: %s", self._call_id, event.message)
 
     @property
@@ -159,9 +185,9 @@ class Call:
             custom_parameters=dict(event.custom_parameters),
             started_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
         )
-        self.writer = TranscriptWriter(self.services.data_dir, event.call_id)
+        self.journal.start(event)
         log.info("call %s started (%s)", event.call_id, event.carrier)
-        await self.writer.write(self.record)
+        await self._save()
         self._start_prompt("greeting", self.services.dialogue.greeting(self.state))
 
     # ---------------------------------------------------------------- audio
@@ -177,8 +203,13 @@ class Call:
 
     def _on_frame(self, frame: PCM16) -> None:
         self._ring.append(frame)
+        self.journal.caller_audio(frame)
         was_active = self._utterance is not None
-        actions = self.turns.on_frame(self.now(), self.vad.is_speech(frame))
+        speech = self.vad.is_speech(frame)
+        if speech != self._speaking:
+            self._speaking = speech
+            self._log("vad", speech=speech)
+        actions = self.turns.on_frame(self.now(), speech)
         if (
             was_active
             and self._utterance is not None
@@ -189,6 +220,9 @@ class Call:
             self._act(action)
 
     def _act(self, action: Action) -> None:
+        fields = {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(action).items()}
+        fields.pop("at", None)
+        self._log(_ACTION_EVENTS[type(action)], **fields)
         if isinstance(action, CallerStarted):
             self._utterance = list(self._ring)
             self._turn_start = max(action.at - len(self._utterance) * FRAME_S, 0.0)
@@ -237,7 +271,10 @@ class Call:
         if reply.record is not None:
             reply.record.barge_in = True
             reply.record.heard_text = reply.heard_text()
+            if isinstance(reply.record, TurnRecord):
+                reply.record.bot_ended_s = round(self.now(), 3)
         log.info("call %s: barge-in during %s", self._call_id, reply.id)
+        self._log("clear", reply=reply.id, heard_text=reply.heard_text())
         self._spawn(self._send_clear(), "clear")
 
     async def _send_clear(self) -> None:
@@ -261,6 +298,7 @@ class Call:
             return
         reply.audible_at = at - self._t0
         self._commit(reply)
+        self._log("bot_audio", reply=reply.id)
         self.turns.on_bot_audio(reply.audible_at)
         if reply.turn is not None:
             self._utterance = None
@@ -275,7 +313,8 @@ class Call:
     async def _on_dtmf(self, digit: str) -> None:
         if self.record is None:
             return
-        self.record.dtmf.append({"digit": digit, "at_s": round(self.now(), 3)})
+        shown = self.journal.dtmf(digit)
+        self.record.dtmf.append({"digit": shown, "at_s": round(self.now(), 3)})
         if self.reply is not None and self.reply.audible:
             self._barge_in()
         else:
@@ -327,6 +366,14 @@ class Call:
             heard = await workers.transcribe(audio)
             timings["asr_ms"] = round(heard.ms, 1)
             transcript = heard.value
+            self._log(
+                "transcript",
+                turn=reply.turn,
+                text=transcript.text,
+                asr_ms=timings["asr_ms"],
+                no_speech_prob=round(transcript.no_speech_prob, 3),
+                speculative=reply.speculative,
+            )
             noise = transcript.no_speech_prob > self.config.asr.max_no_speech_prob
             if not transcript.text.strip() or noise:
                 await reply.released.wait()
@@ -381,6 +428,9 @@ class Call:
             backlog = max(self.playout.played_until() - self.clock.now(), 0.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(reply.finished.wait(), backlog + audio_s + MARK_GRACE_S)
+            if isinstance(reply.record, TurnRecord):
+                reply.record.bot_ended_s = round(self.now(), 3)
+            self._log("reply_done", reply=reply.id, heard_text=reply.heard_text())
             if decision.end_call:
                 self._spawn(self.conn.close(1000, "caller said goodbye"), "hangup")
         except ModelTimeout as exc:
@@ -407,8 +457,19 @@ class Call:
             return
         (record, tts_ms), decision = reply.pending, reply.decision
         reply.pending = None
+        self._log(
+            "decision",
+            turn=reply.turn,
+            reply=reply.id,
+            intent=decision.intent,
+            confidence=round(decision.confidence, 3),
+            sentiment=round(decision.sentiment, 3),
+            outcome=decision.outcome.value,
+            text=decision.text,
+        )
         self.state = decision.state
         reply.record = record
+        record.bot_started_s = round(self.now(), 3)
         record.timings["tts_first_audio_ms"] = round(tts_ms, 1)
         speech_end = reply.speech_end if reply.speech_end is not None else self.now()
         record.ended_s = round(speech_end, 3)
@@ -421,6 +482,7 @@ class Call:
                 self.metrics.observe_ms(stage[:-3], record.timings[stage])
         self.metrics.turns.labels(outcome=decision.outcome.value).inc()
         self._note_handoff(decision, record)
+        self._spawn(self._save(), "save")  # on disk now, not only once the answer is over
 
     def _note_handoff(self, decision: Decision, record: TurnRecord | None = None) -> None:
         if decision.handoff is None or self.record is None:
@@ -442,8 +504,5 @@ class Call:
                 self._utterance = None
 
     async def _save(self) -> None:
-        if self.record is not None and self.writer is not None:
-            try:
-                await self.writer.write(self.record)
-            except OSError as exc:
-                log.error("call %s: transcript not written: %r", self.record.call_id, exc)
+        if self.record is not None:
+            await self.journal.save(self.record)

@@ -1,4 +1,4 @@
-"""The `voicebot` command: serve, dial, build-intent-index.
+"""The `voicebot` command: serve, dial, replay, calls, decrypt, build-intent-index.
 
 Each subcommand's flags override the configuration file and environment (see
 `voicebot.config`). Errors in input (a missing file, a bad config value) end with a
@@ -15,16 +15,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from voicebot.config import ConfigError, load_config
+from voicebot.config import Config, ConfigError, load_config
 
 log = logging.getLogger("voicebot")
 
 
-def _setup_logging(level: str) -> None:
+def _setup_logging(level: str, config: Config | None = None) -> None:
+    """Log to stderr, with personal data redacted from every line."""
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if config is not None and config.privacy.enabled:
+        from voicebot.privacy import RedactingFilter, Redactor
+
+        redacting = RedactingFilter(Redactor(config.privacy))
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(redacting)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -34,10 +41,61 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         args.config,
         overrides={
             "server": {"host": args.host, "port": args.port, "data_dir": args.data_dir},
+            "recording": {"capture": True if args.capture else None},
         },
     )
-    _setup_logging(config.server.log_level)
+    _setup_logging(config.server.log_level, config)
     asyncio.run(serve(config))
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from voicebot.replay.runner import run_replay
+
+    config = load_config(args.config, overrides={"server": {"data_dir": args.data_dir}})
+    _setup_logging("WARNING", config)
+    return run_replay(
+        Path(args.input), Path(args.out), config, with_compare=args.compare, jobs=args.jobs
+    )
+
+
+def _cmd_calls(args: argparse.Namespace) -> int:
+    from voicebot.store import format_call, format_table, open_store
+
+    config = load_config(args.config, overrides={"server": {"data_dir": args.data_dir}})
+    store = open_store(config.store.url, Path(config.server.data_dir))
+    try:
+        if args.action == "list":
+            rows = store.list_calls(limit=args.limit, since=args.since)
+            print(json.dumps(rows, indent=2, default=str) if args.json else format_table(rows))
+            return 0
+        if not args.call_id:
+            raise ConfigError("calls show: give a call id (see `voicebot calls list`)")
+        call = store.get_call(args.call_id)
+        if call is None:
+            print(f"no call {args.call_id!r} in the store", file=sys.stderr)
+            return 1
+        print(json.dumps(call, indent=2, default=str) if args.json else format_call(call))
+        return 0
+    finally:
+        store.close()
+
+
+def _cmd_decrypt(args: argparse.Namespace) -> int:
+    from voicebot.app import recording_key
+    from voicebot.recording.files import decrypt_recording, unseal
+
+    config = load_config(args.config)
+    key = recording_key(config)
+    if key is None:
+        raise ConfigError(f"set {config.recording.key_env} to the recording key")
+    source = Path(args.file)
+    if source.name.endswith(".wav.enc"):
+        data = decrypt_recording(source, key)
+    else:
+        data = b"".join(unseal(source, key))
+    Path(args.out).write_bytes(data)
+    print(f"wrote {args.out} ({len(data)} bytes)")
     return 0
 
 
@@ -106,7 +164,35 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--data-dir", help="where call transcripts are written (default ./data)")
+    serve.add_argument(
+        "--capture", action="store_true", help="also keep every raw carrier message, for replay"
+    )
     serve.set_defaults(func=_cmd_serve)
+
+    replay = sub.add_parser("replay", help="replay recorded calls offline and write QA reports")
+    replay.add_argument("input", help="a caller WAV, a recorded call directory, or a folder")
+    replay.add_argument("--out", required=True, help="directory for report.json and report.html")
+    replay.add_argument("--compare", action="store_true", help="diff against the recorded call")
+    replay.add_argument("--config", help="TOML configuration file (the bot under test)")
+    replay.add_argument("--data-dir", help="data dir holding the speech cache (default ./data)")
+    replay.add_argument("--jobs", type=int, default=0, help="processes (default: all cores)")
+    replay.set_defaults(func=_cmd_replay)
+
+    calls = sub.add_parser("calls", help="list or show calls in the call store")
+    calls.add_argument("action", choices=["list", "show"])
+    calls.add_argument("call_id", nargs="?", help="for show: the call id")
+    calls.add_argument("--json", action="store_true", help="JSON instead of a table")
+    calls.add_argument("--limit", type=int, default=50)
+    calls.add_argument("--since", help="only calls started at or after this ISO time")
+    calls.add_argument("--config", help="TOML configuration file")
+    calls.add_argument("--data-dir", help="data dir (default ./data)")
+    calls.set_defaults(func=_cmd_calls)
+
+    decrypt = sub.add_parser("decrypt", help="decrypt a recording or capture kept at rest")
+    decrypt.add_argument("file", help="recording.wav.enc or capture.jsonl.enc")
+    decrypt.add_argument("--out", required=True, help="where to write the plain file")
+    decrypt.add_argument("--config", help="TOML configuration file (for the key's env name)")
+    decrypt.set_defaults(func=_cmd_decrypt)
 
     dial = sub.add_parser("dial", help="place a simulated Twilio call with a WAV file")
     dial.add_argument("url", help="media websocket URL, e.g. ws://127.0.0.1:8080/twilio/media")
@@ -141,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, OSError, ValueError) as exc:
         print(f"voicebot {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

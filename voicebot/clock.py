@@ -37,6 +37,11 @@ class ManualClock:
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
         self._changed = asyncio.Event()
+        self._deadlines: list[float] = []
+
+    def due(self) -> bool:
+        """True when a sleeper's deadline has passed (it will run once the loop turns)."""
+        return any(deadline <= self._now for deadline in self._deadlines)
 
     def now(self) -> float:
         """The current manual time."""
@@ -49,6 +54,10 @@ class ManualClock:
 
     async def sleep_until(self, deadline: float) -> None:
         """Wait until the manual time reaches `deadline`."""
-        while self._now < deadline:
-            self._changed.clear()
-            await self._changed.wait()
+        self._deadlines.append(deadline)
+        try:
+            while self._now < deadline:
+                self._changed.clear()
+                await self._changed.wait()
+        finally:
+            self._deadlines.remove(deadline)

@@ -96,8 +96,11 @@ def detect_turns(
     return [(round(s, 3), round(e, 3)) for s, e in segments if e - s >= min_turn_s]
 
 
-class _Player:
-    """The phone's playback buffer: bot audio and marks in order, consumed in real time."""
+class PhonePlayer:
+    """The phone's playback buffer: bot audio and marks in order, consumed in real time.
+
+    Shared by the live dial client and offline replay (which consumes it in virtual time).
+    """
 
     def __init__(self) -> None:
         self.queue: deque[bytes | str] = deque()
@@ -174,7 +177,7 @@ async def dial(
         custom_parameters=custom_parameters or {"caller": "voicebot-dial"},
     )
     result = DialResult(peer.call_sid, peer.stream_sid, url, str(wav))
-    player = _Player()
+    player = PhonePlayer()
     heard: list[bytes] = []
     pending_dtmf = sorted(dtmf)
     last_caller_end = segments[-1][1] if segments else len(audio) / RATE
@@ -264,7 +267,7 @@ def _save(out: Path, bot: npt.NDArray[np.int16], result: DialResult) -> None:
 
 
 def _finished(
-    player: _Player,
+    player: PhonePlayer,
     now: float,
     call_s: float,
     last_caller_end: float,

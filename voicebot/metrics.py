@@ -50,6 +50,11 @@ class Metrics:
             ["stage"],
             registry=self.registry,
         )
+        self.recording_errors = Counter(
+            "voicebot_recording_errors",
+            "Recording, transcript or store writes that failed (the call went on)",
+            registry=self.registry,
+        )
         self.audio_dropped = Counter(
             "voicebot_inbound_audio_dropped",
             "Inbound audio frames dropped on overflow",

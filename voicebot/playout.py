@@ -54,15 +54,17 @@ class Playout:
         lead_ms: int = 120,
         capacity: int = 32,
         on_first_frame: Callable[[str, float], None] | None = None,
+        on_frame: Callable[[PCM16, float], None] | None = None,
     ) -> None:
         self._link = link
         self._clock = clock
         self._lead = lead_ms / 1000
         self._queue: asyncio.Queue[_Audio | _Mark] = asyncio.Queue(maxsize=capacity)
         self._on_first_frame = on_first_frame
+        self._on_frame = on_frame
         self._anchor = 0.0
         self._frames_since_anchor = 0
-        self._started_owners: set[str] = set()
+        self._last_owner: str | None = None
         self._generation = 0
         self.frames_sent = 0
 
@@ -118,10 +120,12 @@ class Playout:
             if generation != self._generation:
                 return
             await self._link.send_audio(frame)
+            if self._on_frame is not None:
+                self._on_frame(frame, self.played_until())
             self.frames_sent += 1
             self._frames_since_anchor += 1
-            if item.owner not in self._started_owners:
-                self._started_owners.add(item.owner)
+            if item.owner != self._last_owner:
+                self._last_owner = item.owner
                 if self._on_first_frame is not None:
                     self._on_first_frame(item.owner, self._clock.now())
 

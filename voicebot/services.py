@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from models.protocols import VoiceActivityDetector
 from voicebot.clock import Clock, MonotonicClock
 from voicebot.config import Config
 from voicebot.dialogue.core import DialogueCore
 from voicebot.metrics import Metrics
+from voicebot.store.base import CallStore
 from voicebot.workers import ModelWorkers
+
+
+class Redaction(Protocol):
+    """What calls need of the PII redactor (voicebot.privacy.Redactor)."""
+
+    def redact(self, text: str) -> str: ...
+    def redact_json(self, value: Any) -> Any: ...
+    def redact_dtmf(self, digit: str) -> str: ...
 
 
 class Activity:
@@ -50,6 +61,15 @@ class CallServices:
     metrics: Metrics = field(default_factory=Metrics)
     clock: Clock = field(default_factory=MonotonicClock)
     activity: Activity = field(default_factory=Activity)
+    redactor: Redaction | None = None
+    #: The call store (voicebot.store.CallStore); None keeps only the files.
+    store: CallStore | None = None
+    #: 32-byte key for recordings at rest (from the environment), or None.
+    recording_key: bytes | None = None
+    #: One thread for all recording, transcript and store writes: in order, off the loop.
+    io_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="call-io")
+    )
     #: Set once every prompt and grounded answer has been synthesised (see app.prepare_answers).
     speech_ready: bool = False
 

@@ -118,3 +118,19 @@ def write_ulaw_wav(path: str | Path, ulaw: bytes, sample_rate: int = 8000) -> No
     fact = b"fact" + struct.pack("<II", 4, len(ulaw))
     data = b"data" + struct.pack("<I", len(ulaw)) + ulaw + (b"\x00" if len(ulaw) & 1 else b"")
     Path(path).write_bytes(header + fmt + fact + data)
+
+
+def read_pcm16_channels(data: bytes) -> tuple[npt.NDArray[np.int16], int]:
+    """A PCM16 WAV file's bytes as (samples, channels) int16 and its sample rate.
+
+    For recordings whose channels mean different things (caller left, bot right), where
+    `read_wav`'s downmix would lose what replay and reports need.
+    """
+    chunks = _chunks(data)
+    tag, channels, rate, _byte_rate, _align, bits = struct.unpack("<HHIIHH", chunks[b"fmt "][:16])
+    if tag != FORMAT_PCM or bits != 16 or channels < 1:
+        raise WavError(f"expected PCM16, got format tag {tag} with {bits} bits")
+    body = chunks[b"data"]
+    frames = len(body) // (2 * channels)
+    samples = np.frombuffer(body[: frames * 2 * channels], dtype="<i2").reshape(frames, channels)
+    return samples.astype(np.int16), rate

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Generic, TypeVar
@@ -28,6 +29,7 @@ from models.protocols import (
     TextEmbedder,
     Transcript,
 )
+from voicebot.clock import Clock
 from voicebot.speech_cache import SpeechCache
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,25 @@ class Timed(Generic[T]):
 
     value: T
     ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """Virtual time each model call takes, for offline replay on a virtual clock.
+
+    Live, a model call takes as long as it takes. Replay runs faster than real time on
+    a virtual clock and must reach the same turn-taking decisions on any machine, so
+    each call is made to take a fixed, configured virtual time instead.
+    """
+
+    clock: Clock
+    asr_s: float
+    nlu_s: float
+    tts_s: float
+
+    def seconds(self, kind: str) -> float:
+        """Virtual duration of one call of this kind ("asr", "nlu", "tts")."""
+        return {"asr": self.asr_s, "nlu": self.nlu_s, "tts": self.tts_s}[kind]
 
 
 class ModelWorkers:
@@ -70,6 +91,12 @@ class ModelWorkers:
         self._nlu_pool = ThreadPoolExecutor(1, thread_name_prefix="nlu")
         self._timeouts = {"asr": asr_timeout_s, "tts": tts_timeout_s, "nlu": nlu_timeout_s}
         self.speech_cache = speech_cache or SpeechCache()
+        #: Set for offline replay (see `Pacing`); None live.
+        self.pacing: Pacing | None = None
+        self.in_flight = 0
+        # Plain futures, not an asyncio.Event: replay may run on more than one event loop
+        # over the life of these workers, and an Event binds to the first loop it sees.
+        self._quiet_waiters: list[asyncio.Future[None]] = []
 
     async def _run(self, pool: ThreadPoolExecutor, kind: str, fn: Callable[[], T]) -> Timed[T]:
         loop = asyncio.get_running_loop()
@@ -79,19 +106,59 @@ class ModelWorkers:
             value = fn()
             return Timed(value, (time.perf_counter() - started) * 1000)
 
+        pacing = self.pacing
+        if pacing is not None:
+            # Replay: the work "takes" its virtual time first and is computed only then,
+            # so work that is cancelled meanwhile (a speculation the caller made void)
+            # costs nothing, and the result is the same as if computed at the start.
+            await pacing.clock.sleep_until(pacing.clock.now() + pacing.seconds(kind))
         try:
-            return await asyncio.wait_for(loop.run_in_executor(pool, timed), self._timeouts[kind])
+            with self._busy():
+                work = loop.run_in_executor(pool, timed)
+                return await asyncio.wait_for(work, self._timeouts[kind])
         except TimeoutError:
             raise ModelTimeout(f"{kind} took longer than {self._timeouts[kind]} s") from None
+
+    @contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Count work running in threads, so replay knows when the call has caught up."""
+        self.in_flight += 1
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                for waiter in self._quiet_waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+                self._quiet_waiters.clear()
+
+    async def wait_quiet(self) -> None:
+        """Until no model call is computing (replay uses it to let the call catch up)."""
+        if self.in_flight == 0:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._quiet_waiters.append(waiter)
+        await waiter
 
     async def transcribe(self, audio: PCM16) -> Timed[Transcript]:
         """Speech -> text, in the ASR pool."""
         return await self._run(self._asr_pool, "asr", lambda: self.recognizer.transcribe(audio))
 
     async def synthesize(self, text: str) -> Timed[PCM16]:
-        """Text -> 16 kHz speech, in the TTS pool; known phrases come from the cache."""
+        """Text -> 16 kHz speech, in the TTS pool; known phrases come from the cache.
+
+        A phrase not in memory may still be on disk from an earlier run (the pinned
+        prompts and answers): that costs a file read, not a synthesis.
+        """
         cached = self.speech_cache.get(text)
+        if cached is None and self.speech_cache.directory is not None:
+            with self._busy():
+                cached = await asyncio.to_thread(self.speech_cache.load, text)
         if cached is not None:
+            if self.pacing is not None:
+                now = self.pacing.clock.now()
+                await self.pacing.clock.sleep_until(now + self.pacing.seconds("tts"))
             return Timed(cached, 0.0)
         result = await self._run(self._tts_pool, "tts", lambda: self.synthesizer.synthesize(text))
         self.speech_cache.remember(text, result.value)

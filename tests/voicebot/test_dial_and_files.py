@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from telephony.g711 import ulaw_encode
-from voicebot.dial import SILENCE, _Player, caller_audio, detect_turns
+from voicebot.dial import SILENCE, PhonePlayer, caller_audio, detect_turns
 from voicebot.transcript import safe_call_dir_name
 from voicebot.wavio import WavError, read_wav, write_ulaw_wav, write_wav
 
 
 def test_player_echoes_a_mark_only_after_the_audio_before_it_played():
-    player = _Player()
+    player = PhonePlayer()
     player.add_audio(b"\x01" * 320, 0.0)
     player.add_mark("r1.0")
     assert player.due_marks() == []
@@ -24,7 +24,7 @@ def test_player_echoes_a_mark_only_after_the_audio_before_it_played():
 
 
 def test_player_clear_drops_audio_and_returns_pending_marks_like_twilio():
-    player = _Player()
+    player = PhonePlayer()
     player.add_audio(b"\x02" * 800, 0.0)
     player.add_mark("r1.0")
     player.add_audio(b"\x03" * 800, 0.0)
@@ -36,7 +36,7 @@ def test_player_clear_drops_audio_and_returns_pending_marks_like_twilio():
 
 
 def test_short_trailing_bot_audio_is_padded_with_silence():
-    player = _Player()
+    player = PhonePlayer()
     player.add_audio(b"\x04" * 100, 0.0)
     assert player.play_frame() == b"\x04" * 100 + SILENCE[:60]
 

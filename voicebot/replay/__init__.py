@@ -1,0 +1,1 @@
+"""Offline replay of recorded calls through the whole bot, on a virtual clock."""
