@@ -73,7 +73,9 @@ def build_services(config: Config, *, with_store: bool = True) -> CallServices:
         beam_size=config.asr.beam_size,
         language=config.asr.language or None,
     )
-    synthesizer = PiperSynthesizer(config.tts.voice, length_scale=config.tts.length_scale)
+    synthesizer = PiperSynthesizer(
+        config.tts.voice, length_scale=config.tts.length_scale, threads=config.tts.threads
+    )
     embedder = MiniLmEmbedder(config.dialogue.encoder)
     workers = ModelWorkers(
         recognizer,
@@ -86,6 +88,7 @@ def build_services(config: Config, *, with_store: bool = True) -> CallServices:
         speech_cache=SpeechCache(speech_cache_dir(config), config.tts.cache_size),
     )
     dialogue = DialogueCore.load(config.dialogue, embedder.embed)
+    workers.speech_cache.keep = frozenset(speakable_phrases(dialogue))
     aggressiveness = config.vad.aggressiveness
 
     def make_vad() -> VoiceActivityDetector:

@@ -5,7 +5,9 @@ and every fixed prompt can be synthesised ahead of time, exactly as an IVR ships
 recorded prompts. Then the caller's wait after the end of a turn is ASR + dialogue
 only, not + TTS (about 250 ms for a first sentence on this CPU). Pinned phrases are
 also written to disk (one .npy per phrase, keyed by a hash of the text, under a
-directory keyed by the voice), so a restarted server is warm at once. Everything
+directory keyed by the voice), so a restarted server is warm at once. A phrase in
+`keep` (every template phrase the bot can say) that had to be synthesised on demand is
+pinned and saved too, so a replay or a restart never synthesises it again. Everything
 else (LLM replies later, one-off texts) goes through a small LRU.
 """
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -35,6 +39,8 @@ class SpeechCache:
         self._pinned: dict[str, PCM16] = {}
         self._recent: OrderedDict[str, PCM16] = OrderedDict()
         self._lru_size = lru_size
+        #: Phrases worth keeping for good when synthesised on demand (the templates).
+        self.keep: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self._pinned) + len(self._recent)
@@ -53,14 +59,18 @@ class SpeechCache:
         """True when `text` is kept for good."""
         return text in self._pinned
 
-    def remember(self, text: str, pcm: PCM16) -> None:
-        """Keep one-off audio in the LRU."""
+    def remember(self, text: str, pcm: PCM16) -> bool:
+        """Keep freshly synthesised audio: pinned if in `keep` (True: save it), else LRU."""
         if text in self._pinned:
-            return
+            return False
+        if text in self.keep:
+            self.pin(text, pcm)
+            return self.directory is not None
         self._recent[text] = pcm
         self._recent.move_to_end(text)
         while len(self._recent) > self._lru_size:
             self._recent.popitem(last=False)
+        return False
 
     def pin(self, text: str, pcm: PCM16) -> None:
         """Keep audio for good (memory); `save` writes it to disk (blocking)."""
@@ -85,11 +95,11 @@ class SpeechCache:
         return audio
 
     def save(self, text: str, pcm: PCM16) -> None:
-        """Write a pinned phrase to disk (blocking; atomic rename)."""
+        """Write a pinned phrase to disk (blocking; atomic rename, safe across processes)."""
         if self.directory is None:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / _file_name(text)
-        tmp = path.with_suffix(".tmp.npy")
+        tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npy")
         np.save(tmp, np.asarray(pcm, dtype=np.int16), allow_pickle=False)
         tmp.replace(path)

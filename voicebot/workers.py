@@ -90,7 +90,7 @@ class ModelWorkers:
         self._tts_pool = ThreadPoolExecutor(1, thread_name_prefix="tts")
         self._nlu_pool = ThreadPoolExecutor(1, thread_name_prefix="nlu")
         self._timeouts = {"asr": asr_timeout_s, "tts": tts_timeout_s, "nlu": nlu_timeout_s}
-        self.speech_cache = speech_cache or SpeechCache()
+        self.speech_cache = speech_cache if speech_cache is not None else SpeechCache()
         #: Set for offline replay (see `Pacing`); None live.
         self.pacing: Pacing | None = None
         self.in_flight = 0
@@ -161,8 +161,20 @@ class ModelWorkers:
                 await self.pacing.clock.sleep_until(now + self.pacing.seconds("tts"))
             return Timed(cached, 0.0)
         result = await self._run(self._tts_pool, "tts", lambda: self.synthesizer.synthesize(text))
-        self.speech_cache.remember(text, result.value)
+        if self.speech_cache.remember(text, result.value):  # a template phrase: keep it on disk
+            self._save_later(text, result.value)
         return result
+
+    def _save_later(self, text: str, pcm: PCM16) -> None:
+        """Write a phrase to the disk cache off the reply's path; a failure is only logged."""
+
+        def save() -> None:
+            try:
+                self.speech_cache.save(text, pcm)
+            except OSError as exc:
+                log.warning("speech cache: cannot save %r (%s)", text[:40], exc)
+
+        asyncio.get_running_loop().run_in_executor(None, save)
 
     async def prepare_speech(self, texts: Iterable[str], idle: asyncio.Event) -> int:
         """Synthesise and pin `texts` ahead of time, from disk where possible.

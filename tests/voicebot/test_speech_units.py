@@ -106,3 +106,30 @@ async def test_prepare_speech_waits_for_no_calls_and_synthesises_each_phrase_onc
     assert voice.calls == ["Hello.", "Goodbye."]
     assert (await workers.synthesize("Goodbye.")).ms == 0.0
     workers.close()
+
+
+async def test_a_template_phrase_said_on_demand_is_kept_on_disk_for_the_next_run(
+    tmp_path, services
+):
+    from voicebot.workers import ModelWorkers
+
+    said: list[str] = []
+
+    class CountingVoice:
+        def synthesize(self, text):
+            said.append(text)
+            return services.workers.synthesizer.synthesize(text)
+
+    for _ in range(2):  # a second server (or replay worker) starts with an empty memory
+        cache = SpeechCache(tmp_path / "voice")
+        cache.keep = frozenset({"Your card is frozen."})
+        workers = ModelWorkers(None, CountingVoice(), None, speech_cache=cache)
+        await workers.synthesize("Your card is frozen.")
+        await workers.synthesize("A one-off sentence.")
+        for _ in range(100):  # the disk write happens off the reply's path
+            if list((tmp_path / "voice").glob("*.npy")):
+                break
+            await asyncio.sleep(0.02)
+        workers.close()
+    assert said == ["Your card is frozen.", "A one-off sentence.", "A one-off sentence."]
+    assert len(list((tmp_path / "voice").glob("*.npy"))) == 1
