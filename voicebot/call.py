@@ -123,7 +123,7 @@ class Call:
             if exc is not None and not self.record.end_reason:
                 self.record.end_reason = f"error: {exc!r}"[:200]
             self.record.ended_s = round(self.now(), 3)
-            await self._save()
+            self._save()
         await self.journal.close(self.record.end_reason if self.record else end)
 
     def _log(self, kind: str, /, **fields: Any) -> None:
@@ -187,7 +187,7 @@ class Call:
         )
         self.journal.start(event)
         log.info("call %s started (%s)", event.call_id, event.carrier)
-        await self._save()
+        self._save()
         self._start_prompt("greeting", self.services.dialogue.greeting(self.state))
 
     # ---------------------------------------------------------------- audio
@@ -280,7 +280,7 @@ class Call:
     async def _send_clear(self) -> None:
         with contextlib.suppress(ConnectionClosed):
             await self.conn.clear()
-        await self._save()
+        self._save()
 
     # ---------------------------------------------------------------- marks
 
@@ -445,7 +445,7 @@ class Call:
             if reply.pending is not None and not reply.cleared:
                 self._commit(reply)  # decided but never audible: the turn still happened
             self._finish(reply)
-        await self._save()
+        self._save()
 
     def _commit(self, reply: Reply) -> None:
         """The reply is going out: adopt its dialogue state and record the turn.
@@ -482,7 +482,7 @@ class Call:
                 self.metrics.observe_ms(stage[:-3], record.timings[stage])
         self.metrics.turns.labels(outcome=decision.outcome.value).inc()
         self._note_handoff(decision, record)
-        self._spawn(self._save(), "save")  # on disk now, not only once the answer is over
+        self._save()  # on disk now, not only once the answer is over
 
     def _note_handoff(self, decision: Decision, record: TurnRecord | None = None) -> None:
         if decision.handoff is None or self.record is None:
@@ -503,6 +503,7 @@ class Call:
             if reply.turn is not None:
                 self._utterance = None
 
-    async def _save(self) -> None:
+    def _save(self) -> None:
+        """Queue a transcript write (the call never waits for the disk)."""
         if self.record is not None:
-            await self.journal.save(self.record)
+            self.journal.save(self.record)

@@ -9,7 +9,10 @@ out of the Call keeps the call loop about turn-taking and nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from concurrent.futures import Future
+from functools import partial
 from typing import Any
 
 from telephony.connection import CallConnection
@@ -28,6 +31,7 @@ class CallJournal:
         self.services = services
         self.writer: TranscriptWriter | None = None
         self.recorder: CallRecorder | None = None
+        self._saving: Future[None] | None = None  # the latest transcript write
         settings = services.config.recording
         if settings.enabled:
             self.recorder = CallRecorder(
@@ -91,18 +95,33 @@ class CallJournal:
         self.log("dtmf", digit=shown)
         return shown
 
-    async def save(self, record: CallRecord) -> None:
-        """Write the transcript and store entry; a failure is counted, never raised."""
+    def save(self, record: CallRecord) -> None:
+        """Queue a write of the transcript and store entry; never blocks, never raises."""
         if self.writer is None:
             return
         try:
-            await self.writer.write(record)
-        except Exception as exc:  # a full disk or a lost database: the call goes on
-            self.services.metrics.recording_errors.inc()
-            log.error("call %s: transcript not saved: %r", record.call_id, exc)
+            self._saving = self.writer.submit(record)
+        except Exception as exc:
+            self._save_failed(record.call_id, exc)
+            return
+        self._saving.add_done_callback(partial(self._on_saved, record.call_id))
+
+    def _on_saved(self, call_id: str, done: Future[None]) -> None:
+        """Runs on the I/O thread when a write has finished."""
+        exc = done.exception()
+        if exc is not None:
+            self._save_failed(call_id, exc)
+
+    def _save_failed(self, call_id: str, exc: BaseException) -> None:
+        """A full disk or a lost database: counted and logged; the call goes on."""
+        self.services.metrics.recording_errors.inc()
+        log.error("call %s: transcript not saved: %r", call_id, exc)
 
     async def close(self, reason: str) -> None:
-        """Write the rest of the recording and close it."""
+        """Wait for the last transcript write; write the rest of the recording and close it."""
+        if self._saving is not None:
+            with contextlib.suppress(Exception):  # a failure was logged by its callback
+                await asyncio.wrap_future(self._saving)
         if self.recorder is None:
             return
         self.recorder.event("end", reason=reason)

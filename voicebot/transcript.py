@@ -9,13 +9,12 @@ PINs). The call id comes from the carrier, so it is sanitised before it becomes 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -128,14 +127,23 @@ class TranscriptWriter:
         if self._store is not None:
             self._store.save_call(data, directory=str(self.directory))
 
-    async def write(self, record: CallRecord) -> None:
-        """Save the current state of the record (serialised now, written on the I/O thread).
+    def submit(self, record: CallRecord) -> Future[None]:
+        """Save the current state of the record: serialised now, written on the I/O thread.
 
-        One I/O thread for all writes keeps them in order; a failing disk or store is
-        logged by the caller and the call goes on.
+        The call never waits for the disk: one I/O thread for all writes keeps them in
+        order, and the returned future says how the write went (the journal logs a
+        failing disk or store, and the call goes on). Without an executor the write
+        happens here, before returning.
         """
         data = asdict(record)
         if self._redact is not None:
             data = self._redact(data)
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._save, data)
+        if self._executor is not None:
+            return self._executor.submit(self._save, data)
+        done: Future[None] = Future()
+        try:
+            self._save(data)
+            done.set_result(None)
+        except Exception as exc:
+            done.set_exception(exc)
+        return done
