@@ -8,8 +8,11 @@ it would only add to the caller's wait.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soxr
@@ -33,18 +36,48 @@ def trim_leading_silence(pcm: PCM16, sample_rate: int) -> PCM16:
     return pcm[start:]
 
 
+def _load_voice(model: Path, threads: int) -> Any:
+    """`PiperVoice.load`, but with the onnxruntime thread count under our control.
+
+    Piper's own loader gives onnxruntime all cores; replay runs one process per core,
+    where that oversubscribes the CPU (0 keeps onnxruntime's default).
+    """
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+    from piper.phonemize_espeak import ESPEAK_DATA_DIR
+
+    config = json.loads(Path(f"{model}.json").read_text(encoding="utf-8"))
+    options = onnxruntime.SessionOptions()
+    if threads > 0:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(
+        str(model), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    return PiperVoice(
+        config=PiperConfig.from_dict(config),
+        session=session,
+        espeak_data_dir=Path(ESPEAK_DATA_DIR),
+        download_dir=Path.cwd(),
+    )
+
+
 class PiperSynthesizer:
     """Piper voice loaded once per process; `synthesize` is thread-safe per onnxruntime."""
 
     def __init__(
-        self, voice: str = "en_US-joe-medium", *, length_scale: float | None = None
+        self,
+        voice: str = "en_US-joe-medium",
+        *,
+        length_scale: float | None = None,
+        threads: int = 0,
     ) -> None:
-        from piper import PiperVoice
         from piper.config import SynthesisConfig
 
         weights = resolve("piper", voice)
         started = time.perf_counter()
-        self._voice = PiperVoice.load(weights.location)
+        self._voice = _load_voice(Path(weights.location), threads)
         self._config = SynthesisConfig(length_scale=length_scale)
         self.native_rate = int(self._voice.config.sample_rate)
         self.name = voice

@@ -104,6 +104,8 @@ class TtsConfig:
     cache_size: int = 64
     #: Synthesise every prompt and grounded answer at start-up (kept on disk in data_dir).
     prepare_answers: bool = True
+    #: onnxruntime threads for synthesis (0: its default, all cores; replay sets 1 per process).
+    threads: int = 0
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,11 @@ def _init_worker(config: Config, threads: int, with_compare: bool) -> None:
     from voicebot.app import build_services
 
     logging.basicConfig(level=logging.WARNING)
-    tuned = replace(config, asr=replace(config.asr, threads=threads))
+    tuned = replace(
+        config,
+        asr=replace(config.asr, threads=threads),
+        tts=replace(config.tts, threads=threads),
+    )
     attach(build_services(tuned, with_store=False), tuned, with_compare)
 
 
