@@ -111,6 +111,8 @@ _DIGITS_RE: Final = re.compile(r"[0-9]+")
 _TOKEN_RE: Final = re.compile(r"[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*")
 _GLUED_RE: Final = re.compile(r"[A-Za-z][0-9]|[0-9][A-Za-z]")
 _ORDINAL_RE: Final = re.compile(r"[0-9]+(?:st|nd|rd|th)", re.I)
+# IPv4 addresses in logs ("127.0.0.1") are not sort codes.
+_IPV4_RE: Final = re.compile(r"(?<![0-9.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])")
 _HINT_RE: Final = re.compile(rf"[0-9]|{_W.format(_alternation(_NUMBER_START))}", _I)
 _FALLBACK_RE: Final = re.compile(rf"[0-9]|{_W.format(_alternation(_NUMBER_START | {'oh'}))}", _I)
 _TAG = "_"  # a tag normalises to a word character: the span edges it replaced were ones
@@ -366,6 +368,8 @@ class Redactor:
         for tok in _TOKEN_RE.finditer(t):
             if _GLUED_RE.search(tok[0]) and not _ORDINAL_RE.fullmatch(tok[0]):
                 in_date[tok.start() : tok.end()] = b"\x02" * (tok.end() - tok.start())
+        for ip in _IPV4_RE.finditer(t):
+            in_date[ip.start() : ip.end()] = b"\x02" * (ip.end() - ip.start())
         for m in matches:
             if (dob := self._date(t, m, alone)) is not None:
                 in_date[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
