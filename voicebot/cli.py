@@ -142,6 +142,43 @@ def _cmd_dial(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_loadtest(args: argparse.Namespace) -> int:
+    from voicebot.loadtest import (
+        Bounds,
+        capacity_summary,
+        find_capacity,
+        format_levels,
+        run_level,
+    )
+
+    _setup_logging("INFO")
+    wavs = sorted(Path(args.wav_dir).glob("*.wav"))
+    if not wavs:
+        raise ConfigError(f"--wav-dir {args.wav_dir}: no .wav files")
+    if args.calls < 1:
+        raise ConfigError("--calls must be at least 1")
+    bounds = Bounds(p95_ms=args.max_p95_ms, late_fraction=args.max_late)
+    out = Path(args.json).with_suffix("")
+    if args.capacity:
+        result = asyncio.run(
+            find_capacity(
+                args.url, wavs, out, bounds=bounds, limit=args.calls,
+                ramp_s=args.ramp, duration_s=args.duration,
+            )
+        )  # fmt: skip
+    else:
+        level = asyncio.run(
+            run_level(args.url, wavs, args.calls, out, ramp_s=args.ramp, duration_s=args.duration)
+        )
+        result = capacity_summary([level], bounds)
+    Path(args.json).write_text(json.dumps(result, indent=2))
+    print(format_levels(result["levels"]))
+    if args.capacity:
+        print(f"capacity: {result['capacity']} concurrent call(s) within p95 <= "
+              f"{bounds.p95_ms:.0f} ms and late <= {bounds.late_fraction:.1%}")  # fmt: skip
+    return 0
+
+
 def _cmd_build_index(args: argparse.Namespace) -> int:
     from models.embedder_minilm import MiniLmEmbedder
     from voicebot.dialogue.intents import build_index, read_examples
@@ -209,6 +246,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-wait", type=float, default=20.0, help="seconds to wait for the last answer"
     )
     dial.set_defaults(func=_cmd_dial)
+
+    load = sub.add_parser("loadtest", help="many simulated callers at once; capacity")
+    load.add_argument("url", help="media websocket URL, e.g. ws://127.0.0.1:8080/twilio/media")
+    load.add_argument(
+        "--calls", type=int, required=True, help="concurrent calls (with --capacity: the most)"
+    )
+    load.add_argument("--wav-dir", required=True, help="caller WAVs, one recorded call each")
+    load.add_argument("--json", required=True, help="where to write the results")
+    load.add_argument("--ramp", type=float, default=0.0, help="seconds to start all callers over")
+    load.add_argument(
+        "--duration", type=float, default=0.0, help="keep calling for this long (0: one call each)"
+    )
+    load.add_argument("--capacity", action="store_true", help="step 1..N until a bound breaks")
+    load.add_argument("--max-p95-ms", type=float, default=1500.0, help="capacity bound (ms)")
+    load.add_argument("--max-late", type=float, default=0.01, help="capacity bound (fraction)")
+    load.set_defaults(func=_cmd_loadtest)
 
     index = sub.add_parser("build-intent-index", help="embed labelled examples into a kNN index")
     index.add_argument("--data", required=True, help="CSV with columns text,category (Banking77)")

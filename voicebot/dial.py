@@ -36,6 +36,8 @@ FRAME_S = 0.02
 SILENCE = bytes([0xFF]) * FRAME_BYTES  # mu-law zero
 #: Bot audio quieter than this (PCM16 peak) does not count as the bot answering.
 AUDIBLE_PEAK = 500
+#: The part name of the mark the bot sends after a reply's last audio ("r3.end").
+END_MARK = "end"
 
 
 @dataclass
@@ -65,6 +67,10 @@ class DialResult:
     protocol_errors: list[str] = field(default_factory=list)
     ended_by: str = "caller"
     late_ticks: int = 0
+    #: 20 ms ticks the phone played bot audio, and ticks it starved in the middle of a
+    #: reply (the next frame came late: the caller heard a gap).
+    played_ticks: int = 0
+    starved_ticks: int = 0
 
 
 def caller_audio(path: str | Path) -> bytes:
@@ -93,7 +99,7 @@ def detect_turns(
             segments[-1] = (segments[-1][0], end)
         else:
             segments.append((start, end))
-    return [(round(s, 3), round(e, 3)) for s, e in segments if e - s >= min_turn_s]
+    return [(round(float(s), 3), round(float(e), 3)) for s, e in segments if e - s >= min_turn_s]
 
 
 class PhonePlayer:
@@ -106,6 +112,9 @@ class PhonePlayer:
         self.queue: deque[bytes | str] = deque()
         self.to_echo: list[str] = []
         self.last_media_at = -1.0
+        self.played_ticks = 0
+        self.starved_ticks = 0
+        self._in_reply = False  # between a reply's first played frame and its end mark
 
     def add_audio(self, ulaw: bytes, at: float) -> None:
         self.queue.append(ulaw)
@@ -117,11 +126,16 @@ class PhonePlayer:
     def clear(self) -> None:
         self.to_echo.extend(item for item in self.queue if isinstance(item, str))
         self.queue.clear()
+        self._in_reply = False
 
     def due_marks(self) -> list[str]:
         """Marks with no unplayed audio before them (plus those dropped by clear)."""
         while self.queue and isinstance(self.queue[0], str):
-            self.to_echo.append(self.queue.popleft())  # type: ignore[arg-type]
+            name = self.queue.popleft()
+            assert isinstance(name, str)
+            self.to_echo.append(name)
+            if name.endswith(f".{END_MARK}"):
+                self._in_reply = False
         due, self.to_echo = self.to_echo, []
         return due
 
@@ -136,7 +150,10 @@ class PhonePlayer:
             if len(head) > take:
                 self.queue.appendleft(head[take:])
         if not out:
+            self.starved_ticks += self._in_reply
             return None
+        self.played_ticks += 1
+        self._in_reply = True
         return bytes(out) + SILENCE[: FRAME_BYTES - len(out)]
 
     @property
@@ -165,8 +182,9 @@ async def dial(
     idle_after_answer_s: float = 1.5,
     max_wait_s: float = 20.0,
     open_timeout_s: float = 10.0,
+    save: bool = True,
 ) -> DialResult:
-    """Place one simulated Twilio call to `url` and write `bot.wav` and `dial.json`."""
+    """Place one simulated Twilio call to `url`; write `bot.wav` and `dial.json` if `save`."""
     out = Path(out_dir)
     audio = await asyncio.to_thread(caller_audio, wav)
     segments = list(turns) if turns is not None else detect_turns(audio)
@@ -249,6 +267,7 @@ async def dial(
 
     bot = ulaw_decode(b"".join(heard))
     result.duration_s = round(len(heard) * FRAME_S, 3)
+    result.played_ticks, result.starved_ticks = player.played_ticks, player.starved_ticks
     for index, (start, end) in enumerate(segments):
         next_start = segments[index + 1][0] if index + 1 < len(segments) else None
         first = _first_audible(bot, end, next_start)
@@ -256,7 +275,8 @@ async def dial(
         if first is not None:
             timing.voice_to_voice_ms = round((first - end) * 1000, 1)
         result.turns.append(timing)
-    await asyncio.to_thread(_save, out, bot, result)
+    if save:
+        await asyncio.to_thread(_save, out, bot, result)
     return result
 
 

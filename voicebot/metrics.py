@@ -6,7 +6,14 @@ one process without their counters mixing.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0)
 
@@ -16,6 +23,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_cpu_seconds_total, process_resident_memory_bytes: what a load test
+        # (and an operator) watches for capacity and leaks.
+        ProcessCollector(registry=self.registry)
         self.active_calls = Gauge(
             "voicebot_active_calls", "Calls in progress", registry=self.registry
         )
