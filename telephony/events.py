@@ -91,6 +91,15 @@ class ProtocolError:
     fatal: bool = False
 
 
-Event = CallStarted | AudioIn | DtmfDigit | MarkPlayed | CallEnded | ProtocolError
+@dataclass(frozen=True, slots=True)
+class ShutdownRequested:
+    """The server is going down: say goodbye now and hang up (sent by the server, not a carrier)."""
+
+    reason: str
+
+
+Event = (
+    CallStarted | AudioIn | DtmfDigit | MarkPlayed | CallEnded | ProtocolError | ShutdownRequested
+)
 
 WireMessage = str | bytes

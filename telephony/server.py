@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from telephony.connection import CallConnection, CarrierCodec
-from telephony.events import CallEnded, ProtocolError, WireMessage
+from telephony.events import CallEnded, ProtocolError, ShutdownRequested, WireMessage
 from telephony.twilio.codec import TwilioCodec
 from telephony.twilio.signature import is_valid_signature
 from telephony.twilio.twiml import connect_stream, say_and_hangup
@@ -56,6 +56,10 @@ class ServerSettings:
     send_timeout_s: float = 5.0
     handler_grace_s: float = 15.0
     heartbeat_s: float | None = 30.0
+    #: A carrier streams audio every 20 ms: this long without any message is a dead peer.
+    idle_timeout_s: float = 30.0
+    #: No call lasts longer than this (a stuck or abusive stream ends here).
+    max_call_s: float = 3600.0
     twilio: TwilioWebhookSettings = field(default_factory=TwilioWebhookSettings)
 
 
@@ -91,6 +95,9 @@ class MediaServer:
         self.settings = settings or ServerSettings()
         self.accept_call = accept_call or (lambda: True)
         self._calls: set[asyncio.Task[None]] = set()
+        self._conns: set[CallConnection] = set()
+        #: Set on shutdown: new calls are refused, calls in progress go on.
+        self.draining = False
         self.app = web.Application(client_max_size=64 * 1024)
         self.app.add_routes(
             [
@@ -122,8 +129,9 @@ class MediaServer:
                 log.warning("twilio webhook refused: bad or missing signature for %s", url)
                 return web.Response(status=403, text="invalid Twilio signature")
         fields = dict(params) if request.method == "POST" else dict(request.query)
-        if not self.accept_call():
-            log.warning("call %s refused: at capacity", fields.get("CallSid", "?"))
+        if self.draining or not self.accept_call():
+            why = "shutting down" if self.draining else "at capacity"
+            log.warning("call %s refused: %s", fields.get("CallSid", "?"), why)
             return web.Response(
                 text=say_and_hangup(settings.refusal_message), content_type="text/xml"
             )
@@ -133,13 +141,14 @@ class MediaServer:
 
     # ------------------------------------------------------------------ media
 
-    async def _twilio_media(self, request: web.Request) -> web.WebSocketResponse:
+    async def _twilio_media(self, request: web.Request) -> web.StreamResponse:
         return await self._serve_media(request, TwilioCodec())
 
-    async def _serve_media(
-        self, request: web.Request, codec: CarrierCodec
-    ) -> web.WebSocketResponse:
+    async def _serve_media(self, request: web.Request, codec: CarrierCodec) -> web.StreamResponse:
         settings = self.settings
+        if self.draining:
+            log.warning("%s stream refused: shutting down", codec.carrier)
+            return web.Response(status=503, text="shutting down")
         ws = web.WebSocketResponse(
             max_msg_size=settings.max_message_bytes, heartbeat=settings.heartbeat_s
         )
@@ -165,6 +174,8 @@ class MediaServer:
         task = asyncio.create_task(self._run_handler(conn), name=f"call-{codec.carrier}")
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
+        self._conns.add(conn)
+        task.add_done_callback(lambda _: self._conns.discard(conn))
         try:
             await self._pump(ws, codec, conn, task)
         finally:
@@ -189,8 +200,20 @@ class MediaServer:
         conn: CallConnection,
         task: asyncio.Task[None],
     ) -> None:
-        """Read the socket until it closes, the call ends or the peer misbehaves."""
-        async for msg in ws:
+        """Read the socket until it closes, the call ends, a limit is hit or the peer misbehaves."""
+        settings, loop = self.settings, asyncio.get_running_loop()
+        deadline = loop.time() + settings.max_call_s
+        while True:
+            left = deadline - loop.time()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                msg = await ws.receive(timeout=min(settings.idle_timeout_s, left))
+            except TimeoutError:
+                await self._end_at_limit(codec, conn, over_time=loop.time() >= deadline)
+                return
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 if conn.tap is not None:
                     conn.tap("in", msg.data)
@@ -212,12 +235,35 @@ class MediaServer:
             if task.done() or conn.closed:
                 return
 
+    @staticmethod
+    async def _end_at_limit(codec: CarrierCodec, conn: CallConnection, *, over_time: bool) -> None:
+        """End a call that ran past `max_call_s` or went silent for `idle_timeout_s`."""
+        reason = "maximum call duration" if over_time else "idle timeout: no messages"
+        log.warning("%s call ended: %s", codec.carrier, reason)
+        conn.push(CallEnded(reason))
+        await conn.close(CLOSE_NORMAL if over_time else CLOSE_POLICY, reason)
+
     async def _run_handler(self, conn: CallConnection) -> None:
         try:
             await self.handler(conn)
         except Exception:
             log.exception("call handler failed; closing this call only")
             await conn.close(CLOSE_INTERNAL, "internal error")
+
+    async def shutdown(self, grace_s: float, goodbye_s: float = 15.0) -> None:
+        """Refuse new calls, let calls in progress finish, then ask the rest to say goodbye.
+
+        Calls still going after `grace_s` get a `ShutdownRequested` event (the bot says
+        goodbye and hangs up, and the recording is flushed); `goodbye_s` later whatever is
+        left is closed by the caller of this method (the app runner's cleanup).
+        """
+        self.draining = True
+        await self.drain(grace_s)
+        if self._conns:
+            log.warning("shutdown: ending %d call(s) still in progress", len(self._conns))
+            for conn in list(self._conns):
+                conn.push(ShutdownRequested("server shutdown"))
+            await self.drain(goodbye_s)
 
     async def drain(self, timeout_s: float) -> None:
         """Wait for the calls in progress to finish (on shutdown)."""

@@ -189,11 +189,13 @@ def build_server(services: CallServices) -> MediaServer:
         )
 
     settings = ServerSettings(
+        idle_timeout_s=config.server.idle_timeout_s,
+        max_call_s=config.server.max_call_s,
         twilio=TwilioWebhookSettings(
             auth_token=config.twilio_auth_token(),
             validate_signatures=config.twilio.validate_signatures,
             public_url=config.server.public_url or None,
-        )
+        ),
     )
     server = MediaServer(
         handle,
@@ -204,8 +206,12 @@ def build_server(services: CallServices) -> MediaServer:
     return server
 
 
-async def serve(config: Config, *, grace_s: float = 30.0) -> None:
-    """Run the server until SIGINT or SIGTERM."""
+async def serve(config: Config) -> None:
+    """Run the server until SIGINT or SIGTERM, then shut down without dropping a call.
+
+    On the signal, new calls are refused; calls in progress have
+    `server.shutdown_grace_s` to finish, then hear a goodbye and are hung up.
+    """
     services = await asyncio.to_thread(build_services, config)
     await warm_prompts(services)
     server = build_server(services)
@@ -231,8 +237,9 @@ async def serve(config: Config, *, grace_s: float = 30.0) -> None:
     if preparing is not None:
         preparing.cancel()
     log.info("shutting down: %d calls in progress", server.active_connections)
+    # Still listening: new webhooks get a polite refusal, new streams a 503.
+    await server.shutdown(config.server.shutdown_grace_s)
     await site.stop()
-    await server.drain(grace_s)
     await runner.cleanup()
     services.workers.close()
     services.io_pool.shutdown(wait=True)

@@ -33,6 +33,7 @@ from telephony.events import (
     DtmfDigit,
     MarkPlayed,
     ProtocolError,
+    ShutdownRequested,
 )
 from voicebot.dialogue.core import Decision, DialogueState, Outcome
 from voicebot.journal import CallJournal
@@ -98,6 +99,7 @@ class Call:
         barge = max(1, self.config.turns.barge_in_ms // 20)
         self._ring: deque[PCM16] = deque(maxlen=preroll + barge)
         self._utterance: list[PCM16] | None = None
+        self._closing: str | None = None  # why the bot is hanging up (server shutdown)
         self._pending = np.zeros(0, dtype=np.int16)
         self._tasks: asyncio.TaskGroup | None = None
         self._turn_start = 0.0
@@ -164,8 +166,10 @@ class Call:
             elif isinstance(event, CallEnded):
                 self._log("stop", reason=event.reason)
                 if self.record is not None:
-                    self.record.end_reason = event.reason
+                    self.record.end_reason = self.record.end_reason or event.reason
                 return
+            elif isinstance(event, ShutdownRequested):
+                self._on_shutdown(event.reason)
             elif isinstance(event, ProtocolError):
                 self._log("protocol_error", message=event.message)
                 log.warning("call %s: %s", self._call_id, event.message)
@@ -204,6 +208,8 @@ class Call:
     def _on_frame(self, frame: PCM16) -> None:
         self._ring.append(frame)
         self.journal.caller_audio(frame)
+        if self._closing is not None:
+            return  # saying goodbye: recorded, but no new turns
         was_active = self._utterance is not None
         speech = self.vad.is_speech(frame)
         if speech != self._speaking:
@@ -259,23 +265,39 @@ class Call:
                 reply.task.cancel()
 
     def _barge_in(self) -> None:
+        self.metrics.barge_ins.inc()
+        reply = self._silence_bot(barge_in=True)
+        if reply is not None:
+            log.info("call %s: barge-in during %s", self._call_id, reply.id)
+
+    def _silence_bot(self, *, barge_in: bool) -> Reply | None:
+        """Stop what the bot is saying now (flush, clear at the carrier); the reply stopped."""
         reply = self.reply
         self.reply = None
-        self.metrics.barge_ins.inc()
         self.playout.flush()
         if reply is None:
-            return
+            return None
         reply.cleared = True
         if reply.task is not None:
             reply.task.cancel()
         if reply.record is not None:
-            reply.record.barge_in = True
+            reply.record.barge_in = barge_in
             reply.record.heard_text = reply.heard_text()
             if isinstance(reply.record, TurnRecord):
                 reply.record.bot_ended_s = round(self.now(), 3)
-        log.info("call %s: barge-in during %s", self._call_id, reply.id)
         self._log("clear", reply=reply.id, heard_text=reply.heard_text())
         self._spawn(self._send_clear(), "clear")
+        return reply
+
+    def _on_shutdown(self, reason: str) -> None:
+        """The server is going down: stop, say goodbye, hang up (recording is flushed)."""
+        if self.record is None or self._closing is not None:
+            return
+        self._closing = reason
+        self.record.end_reason = reason
+        self._log("shutdown", reason=reason)
+        self._silence_bot(barge_in=False)
+        self._start_prompt("shutdown", self.services.dialogue.shutdown(self.state))
 
     async def _send_clear(self) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -432,7 +454,8 @@ class Call:
                 reply.record.bot_ended_s = round(self.now(), 3)
             self._log("reply_done", reply=reply.id, heard_text=reply.heard_text())
             if decision.end_call:
-                self._spawn(self.conn.close(1000, "caller said goodbye"), "hangup")
+                why = self._closing or "caller said goodbye"
+                self._spawn(self.conn.close(1000, why), "hangup")
         except ModelTimeout as exc:
             log.error("call %s: speech synthesis failed: %r", self._call_id, exc)
             self.metrics.model_errors.labels(stage="tts").inc()

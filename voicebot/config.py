@@ -36,6 +36,12 @@ class ServerConfig:
     public_url: str = ""
     max_calls: int = 8
     log_level: str = "INFO"
+    #: End a call whose carrier sends nothing for this long (it streams every 20 ms).
+    idle_timeout_s: float = 30.0
+    #: End any call after this long.
+    max_call_s: float = 3600.0
+    #: On SIGTERM, calls in progress may go on this long before the bot says goodbye.
+    shutdown_grace_s: float = 30.0
 
 
 @dataclass(frozen=True)

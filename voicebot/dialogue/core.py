@@ -137,6 +137,10 @@ class DialogueCore:
         """What the bot says when the call connects."""
         return Decision((self._prompt("greeting"),), Outcome.GREETING, state)
 
+    def shutdown(self, state: DialogueState) -> Decision:
+        """The service is going down mid-call: say so, and hang up once it is heard."""
+        return Decision((self._prompt("shutdown"),), Outcome.CLOSING, state, end_call=True)
+
     def apology(self, state: DialogueState) -> Decision:
         """Something failed on our side (a model timed out): apologise, keep the call."""
         return Decision((self._prompt("apology_error"),), Outcome.APOLOGY, state)

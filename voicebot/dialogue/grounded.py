@@ -44,6 +44,7 @@ REQUIRED_PROMPTS: Mapping[str, frozenset[str]] = {
         "dtmf_operator": set(),
         "dtmf_unknown": set(),
         "apology_error": set(),
+        "shutdown": set(),
     }.items()
 }
 
