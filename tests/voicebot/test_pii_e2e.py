@@ -32,8 +32,11 @@ DIGIT_WORDS = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 LEAK = re.compile(rf"(?:\d[\s,.-]*){{6}}|(?:\b{DIGIT_WORDS}\b[\s,.-]*){{6}}", re.I)
 
 
-# Not personal data: identifiers that mix letters and digits, and ISO timestamps.
-IGNORED = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*\d)\w+\b|\d{4}-\d\d-\d\dT[\d:.]+(?:Z|[+-][\d:]+)?")
+# Not personal data: identifiers that mix letters and digits, ISO timestamps, IP addresses.
+IGNORED = re.compile(
+    r"\b(?=\w*[A-Za-z])(?=\w*\d)\w+\b|\d{4}-\d\d-\d\dT[\d:.]+(?:Z|[+-][\d:]+)?"
+    r"|\b(?:\d{1,3}\.){3}\d{1,3}\b"
+)
 
 
 def strings(value: object) -> list[str]:
