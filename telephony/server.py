@@ -32,6 +32,8 @@ CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
+#: The end reason of a stream that closed without the carrier saying stop.
+DROPPED = "dropped: connection closed without stop"
 
 
 @dataclass
@@ -179,7 +181,8 @@ class MediaServer:
         try:
             await self._pump(ws, codec, conn, task)
         finally:
-            conn.push(CallEnded("connection closed"))
+            # After a carrier's own stop this is ignored; without one, the call was dropped.
+            conn.push(CallEnded(DROPPED))
             try:
                 await asyncio.wait_for(asyncio.shield(task), settings.handler_grace_s)
             except TimeoutError:

@@ -166,8 +166,11 @@ def build_server(services: CallServices) -> MediaServer:
             await call.run()
 
     async def healthz(request: web.Request) -> web.Response:
+        recording = services.metrics.recording_health()
         body = {
-            "status": "ok",
+            # Degraded: calls are answered, but recordings are failing (a full disk).
+            "status": "ok" if recording["ok"] else "degraded",
+            "recording": recording,
             "active_calls": server.active_connections,
             "max_calls": config.server.max_calls,
             "uptime_s": round(time.time() - started, 1),

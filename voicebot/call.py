@@ -455,6 +455,8 @@ class Call:
             self._log("reply_done", reply=reply.id, heard_text=reply.heard_text())
             if decision.end_call:
                 why = self._closing or "caller said goodbye"
+                if self.record is not None:  # we hang up: not a dropped call
+                    self.record.end_reason = self.record.end_reason or why
                 self._spawn(self.conn.close(1000, why), "hangup")
         except ModelTimeout as exc:
             log.error("call %s: speech synthesis failed: %r", self._call_id, exc)

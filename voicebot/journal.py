@@ -42,7 +42,7 @@ class CallJournal:
                 key=services.recording_key,
                 capture=settings.capture,
                 flush_s=settings.flush_ms / 1000,
-                on_error=lambda _exc: services.metrics.recording_errors.inc(),
+                on_error=lambda _exc: services.metrics.recording_failed(),
             )
             if settings.capture:
                 conn.tap = self.recorder.raw  # from the first message, `connected` included
@@ -75,7 +75,7 @@ class CallJournal:
             try:
                 self.recorder.event(kind, **fields)
             except Exception:
-                self.services.metrics.recording_errors.inc()
+                self.services.metrics.recording_failed()
                 log.exception("events log entry %r not written", kind)
 
     def caller_audio(self, frame: PCM16) -> None:
@@ -114,7 +114,7 @@ class CallJournal:
 
     def _save_failed(self, call_id: str, exc: BaseException) -> None:
         """A full disk or a lost database: counted and logged; the call goes on."""
-        self.services.metrics.recording_errors.inc()
+        self.services.metrics.recording_failed()
         log.error("call %s: transcript not saved: %r", call_id, exc)
 
     async def close(self, reason: str) -> None:
@@ -128,5 +128,5 @@ class CallJournal:
         try:
             await asyncio.wrap_future(self.recorder.close())
         except OSError as exc:
-            self.services.metrics.recording_errors.inc()
+            self.services.metrics.recording_failed()
             log.error("recording in %s not closed: %r", self.recorder.directory, exc)

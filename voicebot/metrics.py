@@ -6,6 +6,10 @@ one process without their counters mixing.
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -15,6 +19,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+#: A recording write that failed this recently makes /healthz say "degraded".
+RECENT_ERROR_S = 300.0
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0)
 
 
@@ -65,6 +71,9 @@ class Metrics:
             "Recording, transcript or store writes that failed (the call went on)",
             registry=self.registry,
         )
+        self.last_recording_error: float | None = None
+        self.recording_error_count = 0
+        self._lock = threading.Lock()
         self.audio_dropped = Counter(
             "voicebot_inbound_audio_dropped",
             "Inbound audio frames dropped on overflow",
@@ -74,6 +83,23 @@ class Metrics:
     def observe_ms(self, stage: str, ms: float) -> None:
         """Record one stage latency given in milliseconds."""
         self.stage_latency.labels(stage=stage).observe(ms / 1000)
+
+    def recording_failed(self) -> None:
+        """A recording, transcript or store write failed (any thread may call this)."""
+        with self._lock:
+            self.recording_errors.inc()
+            self.recording_error_count += 1
+            self.last_recording_error = time.time()
+
+    def recording_health(self, recent_s: float = RECENT_ERROR_S) -> dict[str, Any]:
+        """For /healthz: failed writes so far, and whether one happened recently."""
+        last = self.last_recording_error
+        ago = None if last is None else round(time.time() - last, 1)
+        return {
+            "ok": ago is None or ago > recent_s,
+            "errors": self.recording_error_count,
+            "last_error_s_ago": ago,
+        }
 
     def render(self) -> bytes:
         """Prometheus text exposition format."""

@@ -219,15 +219,26 @@ class CallRecorder:
         try:
             if self._files is None:
                 self._files = self._open(directory)
-            self._files["audio"].append(audio)
-            self._files["events"].append(events)
-            if raw and "raw" in self._files:
-                self._files["raw"].append(raw)
         except OSError as exc:
-            self.failures += 1
-            log.error("recording write to %s failed: %r", self.directory, exc)
-            if self._on_error is not None:
-                self._on_error(exc)
+            self._failed(exc)
+            return
+        # Each file on its own: a failing audio write must not take the events with it.
+        for name, data in (("audio", audio), ("events", events), ("raw", raw)):
+            if data and name in self._files:
+                try:
+                    self._files[name].append(data)
+                except OSError as exc:
+                    self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        """Count every failed write; log the first and then every 20th (a full disk repeats)."""
+        self.failures += 1
+        if self.failures == 1 or self.failures % 20 == 0:
+            log.error(
+                "recording write to %s failed (%d so far): %r", self.directory, self.failures, exc
+            )
+        if self._on_error is not None:
+            self._on_error(exc)
 
     def close(self) -> Future[None]:
         """Write the rest and close the files; the future completes when they are on disk."""

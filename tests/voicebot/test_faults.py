@@ -1,0 +1,131 @@
+"""Faults a call must survive: a dropped socket, a full recording disk."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import urllib.request
+import wave
+
+import pytest
+import websockets
+
+from telephony.server import DROPPED
+from telephony.twilio.peer import TwilioPeer
+from tests.helpers import build_call
+from tests.voicebot.test_crash_safety import free_port, wait_healthy
+from voicebot.dial import caller_audio, dial
+from voicebot.transcript import safe_call_dir_name
+
+pytestmark = pytest.mark.slow
+
+FRAME = 160
+
+
+def read_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
+async def wait_for_transcript(directory, timeout_s: float = 10.0) -> dict:
+    """transcript.json once the call has ended (its last write lands after the close)."""
+    path = directory / "transcript.json"
+    for _ in range(int(timeout_s / 0.1)):
+        if path.is_file():
+            data = json.loads(path.read_text())
+            if data.get("ended_s"):
+                return data
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} never recorded the end of the call")
+
+
+async def test_a_socket_dropped_mid_call_is_recorded_and_marked_dropped(live_server, tmp_path):
+    call = build_call(tmp_path / "caller.wav", ["How do I close my account?"], voice="rms")
+    audio = caller_audio(call.path)
+    peer = TwilioPeer("CA" + "d" * 32, "MZ" + "d" * 32, "AC" + "d" * 32, {})
+    sent_s = 0.0
+    async with websockets.connect(live_server.ws) as ws:
+        await ws.send(peer.connected())
+        await ws.send(peer.start())
+        for tick, start in enumerate(range(0, len(audio) - FRAME, FRAME)):
+            await ws.send(peer.media(audio[start : start + FRAME], tick * 20))
+            await asyncio.sleep(0.02)
+            sent_s = (tick + 1) * 0.02
+            if sent_s >= 1.5:  # mid-sentence: the line goes dead, no stop message
+                break
+        ws.transport.abort()
+    directory = live_server.data_dir / "calls" / safe_call_dir_name(peer.call_sid)
+    transcript = await wait_for_transcript(directory)
+    assert transcript["end_reason"] == DROPPED
+    with wave.open(str(directory / "recording.wav")) as reader:
+        assert reader.getnframes() / reader.getframerate() >= sent_s - 0.1
+    events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]
+    assert events[-1] == {**events[-1], "event": "end", "reason": DROPPED}
+    metrics = await asyncio.to_thread(read_text, live_server.base + "/metrics")
+    assert f'voicebot_calls_total{{end="{DROPPED}"}}' in metrics
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A data dir on a 1 MiB tmpfs, filled by the call's own recording within seconds.
+
+    Mounting needs root (CI runs as root). Where it is not allowed, the server runs
+    under a 1 MiB file-size limit instead (writes fail with EFBIG, not ENOSPC: the
+    same OSError path), and the fixture says so in its second value.
+    """
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+            capture_output=True,
+        ).returncode
+        == 0
+    )
+    yield mount_point / "data", None if mounted else limit_file_size
+    if mounted:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def limit_file_size() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, 2**20))
+
+
+async def test_a_full_recording_disk_does_not_stop_the_call(tmp_path, full_disk):
+    data, preexec = full_disk
+    port = free_port()
+    env = {**os.environ, "VOICEBOT_TTS__PREPARE_ANSWERS": "false"}
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log_file:  # noqa: ASYNC230 (test setup, before the call)
+        proc = subprocess.Popen(  # noqa: ASYNC220 (started once; the test then only awaits)
+            [sys.executable, "-m", "voicebot.cli", "serve", "--port", str(port), "--data-dir",
+             str(data)],
+            env=env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=preexec,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(wait_healthy, base, proc)
+        call = build_call(
+            tmp_path / "caller.wav",
+            ["How do I close my account?", "How old do I have to be to open an account?"],
+            voice="rms",
+            gap_s=16.0,  # by the second question the disk has been full for seconds
+        )
+        result = await dial(f"ws://127.0.0.1:{port}/twilio/media", call.path, tmp_path / "dial",
+                            turns=call.turns)  # fmt: skip
+        health = json.loads(await asyncio.to_thread(read_text, base + "/healthz"))
+        metrics = await asyncio.to_thread(read_text, base + "/metrics")
+    finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.wait, 30)
+    # Both questions were answered although the recording stopped growing.
+    assert [t.voice_to_voice_ms is not None for t in result.turns] == [True, True]
+    assert health["status"] == "degraded" and health["recording"]["errors"] > 0
+    errors = [line for line in metrics.splitlines() if line.startswith("voicebot_recording_errors")]
+    assert errors and float(errors[0].split()[-1]) > 0
+    logged = log_path.read_text()
+    assert "recording write to" in logged and "Traceback" not in logged
