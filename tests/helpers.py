@@ -38,6 +38,10 @@ def flite_pcm(text: str, voice: str = "slt") -> np.ndarray:
     return resample(audio.pcm, audio.sample_rate, 16000)
 
 
+#: Two banking questions with known intents (terminate_account, age_limit).
+TWO_QUESTIONS = ["How do I close my account?", "How old do I have to be to open an account?"]
+
+
 @dataclass
 class CallAudio:
     """A caller-leg recording and where each turn is in it."""

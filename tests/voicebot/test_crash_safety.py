@@ -15,7 +15,7 @@ import wave
 
 import pytest
 
-from tests.helpers import build_call
+from tests.helpers import TWO_QUESTIONS, build_call
 from voicebot.dial import dial
 from voicebot.transcript import safe_call_dir_name
 from voicebot.wavio import read_pcm16_channels
@@ -56,7 +56,7 @@ async def test_sigkill_mid_call_keeps_all_but_the_last_second(tmp_path):
         await asyncio.to_thread(wait_healthy, f"http://127.0.0.1:{port}", proc)
         call = build_call(
             tmp_path / "caller.wav",
-            ["How do I close my account?", "How old do I have to be to open an account?"],
+            TWO_QUESTIONS,
             voice="rms",
             gap_s=6.0,
         )

@@ -16,7 +16,7 @@ import websockets
 
 from telephony.server import DROPPED
 from telephony.twilio.peer import TwilioPeer
-from tests.helpers import build_call
+from tests.helpers import TWO_QUESTIONS, build_call
 from tests.voicebot.test_crash_safety import free_port, wait_healthy
 from voicebot.dial import caller_audio, dial
 from voicebot.transcript import safe_call_dir_name
@@ -111,7 +111,7 @@ async def test_a_full_recording_disk_does_not_stop_the_call(tmp_path, full_disk)
         await asyncio.to_thread(wait_healthy, base, proc)
         call = build_call(
             tmp_path / "caller.wav",
-            ["How do I close my account?", "How old do I have to be to open an account?"],
+            TWO_QUESTIONS,
             voice="rms",
             gap_s=16.0,  # by the second question the disk has been full for seconds
         )

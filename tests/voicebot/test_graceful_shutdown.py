@@ -14,7 +14,7 @@ import wave
 import pytest
 import websockets
 
-from tests.helpers import build_call, transcribe_async
+from tests.helpers import TWO_QUESTIONS, build_call, transcribe_async
 from tests.voicebot.test_crash_safety import free_port, wait_healthy
 from voicebot.dial import dial
 from voicebot.transcript import safe_call_dir_name
@@ -43,7 +43,7 @@ async def test_sigterm_mid_call_says_goodbye_and_keeps_everything(tmp_path, serv
         await asyncio.to_thread(wait_healthy, base, proc)
         call = build_call(
             tmp_path / "caller.wav",
-            ["How do I close my account?", "How old do I have to be to open an account?"],
+            TWO_QUESTIONS,
             voice="rms",
             gap_s=20.0,  # the second question comes long after the shutdown
         )
