@@ -13,12 +13,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 from aiohttp import WSMsgType, web
 
 from telephony.connection import CallConnection, CarrierCodec
-from telephony.events import CallEnded, ProtocolError, ShutdownRequested, WireMessage
+from telephony.events import (
+    CallEnded,
+    CallStarted,
+    ProtocolError,
+    ShutdownRequested,
+    WireMessage,
+)
+from telephony.twilio import stream_token
 from telephony.twilio.codec import TwilioCodec
 from telephony.twilio.signature import is_valid_signature
 from telephony.twilio.twiml import connect_stream, say_and_hangup
@@ -47,6 +55,17 @@ class TwilioWebhookSettings:
     #: Webhook form fields forwarded to the stream as `<Parameter>`s.
     forward_fields: Sequence[str] = ("From", "To", "CallSid", "AccountSid", "Direction")
     refusal_message: str = "Sorry, all our lines are busy. Please call again later."
+    #: With an auth token and signature validation on, media streams must carry a token
+    #: from our own webhook (see `telephony.twilio.stream_token`).
+    stream_tokens: bool = True
+    stream_token_ttl_s: float = 300.0
+
+    @property
+    def stream_key(self) -> bytes | None:
+        """The stream-token key, or None when streams are not authenticated."""
+        if self.stream_tokens and self.validate_signatures and self.auth_token:
+            return stream_token.derive_key(self.auth_token)
+        return None
 
 
 @dataclass
@@ -138,6 +157,10 @@ class MediaServer:
                 text=say_and_hangup(settings.refusal_message), content_type="text/xml"
             )
         forwarded = {k: fields[k] for k in settings.forward_fields if k in fields}
+        key = settings.stream_key
+        if key is not None:  # first, so no parameter limit can drop it
+            token = stream_token.issue(key, fields.get("CallSid", ""), settings.stream_token_ttl_s)
+            forwarded = {stream_token.PARAMETER: token, **forwarded}
         twiml = connect_stream(_websocket_url(request, settings), forwarded)
         return web.Response(text=twiml, content_type="text/xml")
 
@@ -221,6 +244,13 @@ class MediaServer:
                 if conn.tap is not None:
                     conn.tap("in", msg.data)
                 for event in codec.receive(msg.data):
+                    if isinstance(event, CallStarted):
+                        admitted = self._admit(event)
+                        if isinstance(admitted, str):
+                            log.warning("%s stream refused: %s", codec.carrier, admitted)
+                            await conn.close(CLOSE_POLICY, admitted)
+                            return
+                        event = admitted
                     if isinstance(event, ProtocolError):
                         log.warning("%s protocol error: %s", codec.carrier, event.message)
                         if event.fatal:
@@ -237,6 +267,15 @@ class MediaServer:
                 return
             if task.done() or conn.closed:
                 return
+
+    def _admit(self, event: CallStarted) -> CallStarted | str:
+        """The start event without our token, or why the stream is refused."""
+        params = dict(event.custom_parameters)
+        token = params.pop(stream_token.PARAMETER, None)
+        key = self.settings.twilio.stream_key if event.carrier == "twilio" else None
+        if key is not None and (why := stream_token.verify(key, event.call_id, token)):
+            return why
+        return replace(event, custom_parameters=MappingProxyType(params))
 
     @staticmethod
     async def _end_at_limit(codec: CarrierCodec, conn: CallConnection, *, over_time: bool) -> None:

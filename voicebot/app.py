@@ -198,6 +198,8 @@ def build_server(services: CallServices) -> MediaServer:
             auth_token=config.twilio_auth_token(),
             validate_signatures=config.twilio.validate_signatures,
             public_url=config.server.public_url or None,
+            stream_tokens=config.twilio.stream_tokens,
+            stream_token_ttl_s=config.twilio.stream_token_ttl_s,
         ),
     )
     server = MediaServer(
@@ -223,6 +225,11 @@ async def serve(config: Config) -> None:
         if config.tts.prepare_answers
         else None
     )
+    if server.settings.twilio.stream_key is None:
+        log.warning(
+            "media streams are not authenticated: anyone who reaches /twilio/media can start "
+            "a call (set TWILIO_AUTH_TOKEN and keep [twilio] validate_signatures on)"
+        )
     runner = web.AppRunner(server.app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.server.host, config.server.port)

@@ -51,6 +51,10 @@ class TwilioConfig:
     validate_signatures: bool = True
     #: Name of the environment variable holding the auth token (secrets stay in the env).
     auth_token_env: str = "TWILIO_AUTH_TOKEN"
+    #: Media streams must carry a short-lived token from our webhook (when an auth token
+    #: is set and signatures are validated); others are closed with 1008.
+    stream_tokens: bool = True
+    stream_token_ttl_s: float = 300.0
 
 
 @dataclass(frozen=True)
