@@ -7,11 +7,11 @@ import time
 
 import pytest
 import websockets
-from aiohttp import web
 
 from telephony.events import CallEnded
 from telephony.server import CLOSE_NORMAL, CLOSE_POLICY, MediaServer, ServerSettings
 from telephony.twilio.peer import TwilioPeer
+from tests.telephony.serving import start_on_free_port
 
 
 class Recorder:
@@ -31,12 +31,8 @@ class Recorder:
 
 async def start(settings: ServerSettings, handler: Recorder):
     server = MediaServer(handler, settings)
-    runner = web.AppRunner(server.app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    return runner, f"ws://127.0.0.1:{port}/twilio/media"
+    runner, host = await start_on_free_port(server)
+    return runner, f"ws://{host}/twilio/media"
 
 
 def peer() -> TwilioPeer:

@@ -8,13 +8,13 @@ import xml.etree.ElementTree as ET
 import aiohttp
 import pytest
 import websockets
-from aiohttp import web
 
 from telephony.events import CallStarted
 from telephony.server import CLOSE_POLICY, MediaServer, ServerSettings, TwilioWebhookSettings
 from telephony.twilio import stream_token
 from telephony.twilio.peer import TwilioPeer
 from telephony.twilio.signature import compute_signature
+from tests.telephony.serving import start_on_free_port
 
 AUTH_TOKEN = "0123456789abcdef0123456789abcdef"
 KEY = stream_token.derive_key(AUTH_TOKEN)
@@ -55,12 +55,8 @@ async def server():
     handler = Handler()
     settings = ServerSettings(twilio=TwilioWebhookSettings(auth_token=AUTH_TOKEN))
     media = MediaServer(handler, settings)
-    runner = web.AppRunner(media.app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"127.0.0.1:{port}", handler
+    runner, host = await start_on_free_port(media)
+    yield host, handler
     await runner.cleanup()
 
 

@@ -4,12 +4,12 @@ import xml.etree.ElementTree as ET
 
 import aiohttp
 import pytest
-from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from telephony.server import MediaServer, ServerSettings, TwilioWebhookSettings
 from telephony.twilio.signature import compute_signature, is_valid_signature
 from telephony.twilio.twiml import connect_stream
+from tests.telephony.serving import start_on_free_port
 
 TOKEN = "12345678901234567890123456789012"
 PARAMS = {
@@ -77,12 +77,8 @@ async def never_called(conn):
 async def webhook_server():
     settings = ServerSettings(twilio=TwilioWebhookSettings(auth_token=TOKEN))
     server = MediaServer(never_called, settings)
-    runner = web.AppRunner(server.app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
+    runner, host = await start_on_free_port(server)
+    yield f"http://{host}"
     await runner.cleanup()
 
 
@@ -143,16 +139,12 @@ async def test_webhook_with_no_token_configured_refuses():
     server = MediaServer(
         never_called, ServerSettings(twilio=TwilioWebhookSettings(auth_token=None))
     )
-    runner = web.AppRunner(server.app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, host = await start_on_free_port(server)
     try:
         async with (
             aiohttp.ClientSession() as http,
             http.post(
-                f"http://127.0.0.1:{port}/twilio/voice",
+                f"http://{host}/twilio/voice",
                 data=PARAMS,
                 headers={"X-Twilio-Signature": "anything"},
             ) as response,
