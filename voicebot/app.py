@@ -25,7 +25,7 @@ from telephony.connection import CallConnection
 from telephony.server import MediaServer, ServerSettings, TwilioWebhookSettings
 from voicebot.call import Call
 from voicebot.config import Config
-from voicebot.dialogue.core import DialogueCore, DialogueState
+from voicebot.dialogue.core import MAX_FAILURES, DialogueCore, DialogueState
 from voicebot.dialogue.grounded import REQUIRED_PROMPTS
 from voicebot.privacy import Redactor
 from voicebot.recording.files import parse_key
@@ -136,10 +136,23 @@ def speakable_phrases(dialogue: DialogueCore) -> list[str]:
     return [part for sentences in texts for part in speech_parts(sentences)]
 
 
+def startup_phrases(dialogue: DialogueCore) -> list[str]:
+    """What must never need the voice at call time: the greeting (every call's first
+    words) and the apologies (what the bot says when its own voice fails)."""
+    state = DialogueState()
+    failing = dialogue.apology(DialogueState(failures=MAX_FAILURES - 1))
+    sentences = [
+        *dialogue.greeting(state).sentences,
+        *dialogue.apology(state).sentences,
+        *failing.sentences,
+    ]
+    return list(speech_parts(sentences))
+
+
 async def warm_prompts(services: CallServices) -> None:
-    """Synthesise the greeting now, so every call's first words come from the cache."""
-    greeting = speech_parts(services.dialogue.greeting(DialogueState()).sentences)
-    await services.workers.prepare_speech(greeting, services.activity.idle)
+    """Synthesise the start-up phrases now (see `startup_phrases`)."""
+    phrases = startup_phrases(services.dialogue)
+    await services.workers.prepare_speech(phrases, services.activity.idle)
 
 
 async def prepare_answers(services: CallServices) -> None:

@@ -461,6 +461,8 @@ class Call:
         except ModelTimeout as exc:
             log.error("call %s: speech synthesis failed: %r", self._call_id, exc)
             self.metrics.model_errors.labels(stage="tts").inc()
+            if reply.turn is not None and not reply.audible and not reply.cleared:
+                self._apologise_from_cache(reply)  # an answer, never a prompt: no loop
         except ConnectionClosed:
             log.info("call %s: connection closed while speaking", self._call_id)
         except Exception:
@@ -471,6 +473,16 @@ class Call:
                 self._commit(reply)  # decided but never audible: the turn still happened
             self._finish(reply)
         self._save()
+
+    def _apologise_from_cache(self, failed: Reply) -> None:
+        """TTS failed before the caller heard anything: say the apology, which is cached
+        (pinned at start-up), so it plays without the voice that just failed."""
+        if self.reply is not failed or self.record is None:
+            return
+        self._finish(failed)
+        decision = self.services.dialogue.apology(self.state)
+        self.state = decision.state  # the failure counts even though no turn is recorded
+        self._start_prompt("apology", decision)
 
     def _commit(self, reply: Reply) -> None:
         """The reply is going out: adopt its dialogue state and record the turn.

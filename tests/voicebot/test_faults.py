@@ -1,4 +1,4 @@
-"""Faults a call must survive: a dropped socket, a full recording disk."""
+"""Faults a call must survive: a dropped socket, a full disk, broken or hanging models."""
 
 from __future__ import annotations
 
@@ -8,17 +8,21 @@ import os
 import resource
 import subprocess
 import sys
+import time
 import urllib.request
 import wave
+from dataclasses import replace
 
 import pytest
 import websockets
 
 from telephony.server import DROPPED
 from telephony.twilio.peer import TwilioPeer
-from tests.helpers import TWO_QUESTIONS, build_call
+from tests.helpers import TWO_QUESTIONS, build_call, transcribe_async
+from tests.telephony.serving import start_on_free_port
 from tests.voicebot.test_crash_safety import free_port, wait_healthy
 from voicebot.dial import caller_audio, dial
+from voicebot.metrics import Metrics
 from voicebot.transcript import safe_call_dir_name
 
 pytestmark = pytest.mark.slow
@@ -129,3 +133,81 @@ async def test_a_full_recording_disk_does_not_stop_the_call(tmp_path, full_disk)
     assert errors and float(errors[0].split()[-1]) > 0
     logged = log_path.read_text()
     assert "recording write to" in logged and "Traceback" not in logged
+
+
+class BrokenRecognizer:
+    """Fault injection (a named fake): a Whisper backend that raises on every call."""
+
+    name = "broken"
+
+    def transcribe(self, audio):
+        raise RuntimeError("injected ASR fault")
+
+
+class HangingVoice:
+    """Fault injection (a named fake): a TTS backend that hangs on anything not cached."""
+
+    def synthesize(self, text):
+        time.sleep(3.0)
+        raise RuntimeError("injected TTS hang")
+
+
+async def serve_with(services, tmp_path, **models):
+    """The real server, with some of its models swapped for broken ones."""
+    from voicebot.app import build_server, startup_phrases, warm_prompts
+    from voicebot.speech_cache import SpeechCache
+    from voicebot.workers import ModelWorkers
+
+    real = services.workers
+    await warm_prompts(services)
+    cache = SpeechCache(None)  # only what a fresh server has pinned at start-up
+    for phrase in startup_phrases(services.dialogue):
+        cache.pin(phrase, real.speech_cache.get(phrase))
+    workers = ModelWorkers(
+        models.get("recognizer", real.recognizer),
+        models.get("synthesizer", real.synthesizer),
+        real.embedder,
+        tts_timeout_s=1.0,
+        speech_cache=cache,
+    )
+    config = replace(
+        services.config, server=replace(services.config.server, data_dir=str(tmp_path / "data"))
+    )
+    faulty = replace(services, config=config, workers=workers, metrics=Metrics(), store=None)
+    server = build_server(faulty)
+    runner, host = await start_on_free_port(server)
+    return runner, host, workers
+
+
+async def faulty_call(services, tmp_path, texts, **models):
+    """One call to a server with broken models; the caller's result and the transcript."""
+    runner, host, workers = await serve_with(services, tmp_path, **models)
+    try:
+        call = build_call(tmp_path / "caller.wav", texts, voice="rms", gap_s=10.0)
+        result = await dial(f"ws://{host}/twilio/media", call.path, tmp_path / "dial",
+                            turns=call.turns)  # fmt: skip
+    finally:
+        await runner.cleanup()
+        workers.close()
+    directory = tmp_path / "data" / "calls" / safe_call_dir_name(result.call_sid)
+    return call, result, await wait_for_transcript(directory)
+
+
+async def test_when_whisper_fails_the_caller_hears_an_apology_then_is_offered_a_person(
+    services, tmp_path
+):
+    _, result, transcript = await faulty_call(
+        services, tmp_path, TWO_QUESTIONS, recognizer=BrokenRecognizer()
+    )
+    assert [t["outcome"] for t in transcript["turns"]] == ["apology", "handoff_offer"]
+    assert transcript["turns"][1]["handoff"]["reason"] == "repeated system failure"
+    assert result.ended_by == "caller" and all(t.voice_to_voice_ms for t in result.turns)
+
+
+async def test_when_the_voice_hangs_the_caller_still_hears_an_apology(services, tmp_path):
+    call, _, transcript = await faulty_call(
+        services, tmp_path, ["How do I close my account?"], synthesizer=HangingVoice()
+    )
+    assert [p["kind"] for p in transcript["prompts"]] == ["greeting", "apology"]
+    heard = await transcribe_async(services, tmp_path / "dial" / "bot.wav", call.turns[0][1])
+    assert "went wrong" in heard.lower(), heard

@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 
 DOMAIN_ROOT = Path(__file__).parent / "domain"
 MAX_MISUNDERSTANDINGS = 2
+#: Failures on our side in one call before the bot offers a person.
+MAX_FAILURES = 2
+#: How the offer of a person is worded, by why it is made.
+_OFFER_PROMPTS = {
+    "strong negative sentiment": "handoff_offer_upset",
+    "repeated system failure": "handoff_offer_failure",
+}
 
 
 class Outcome(StrEnum):
@@ -72,6 +79,8 @@ class DialogueState:
     handoff_reason: str = ""
     misunderstandings: int = 0
     transferred: bool = False
+    #: Turns our side failed (a model raised or timed out); two make the bot offer a person.
+    failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +151,12 @@ class DialogueCore:
         return Decision((self._prompt("shutdown"),), Outcome.CLOSING, state, end_call=True)
 
     def apology(self, state: DialogueState) -> Decision:
-        """Something failed on our side (a model timed out): apologise, keep the call."""
-        return Decision((self._prompt("apology_error"),), Outcome.APOLOGY, state)
+        """Something failed on our side (a model raised or timed out): apologise, keep the
+        call; the second time in a call, offer a person instead of asking to try again."""
+        failed = replace(state, failures=state.failures + 1)
+        if failed.failures >= MAX_FAILURES and not state.transferred:
+            return self._offer_handoff(failed, "repeated system failure", 0.0, ())
+        return Decision((self._prompt("apology_error"),), Outcome.APOLOGY, failed)
 
     def on_dtmf(self, state: DialogueState, digit: str) -> Decision:
         """A key press: 0 is an explicit request for a person; other keys are not used yet."""
@@ -283,7 +296,7 @@ class DialogueCore:
         intent: str | None = None,
         confidence: float = 0.0,
     ) -> Decision:
-        key = "handoff_offer_upset" if "sentiment" in reason else "handoff_offer"
+        key = _OFFER_PROMPTS.get(reason, "handoff_offer")
         offered = replace(state, pending="handoff", handoff_reason=reason)
         return Decision(
             (*before, self._prompt(key)),

@@ -36,6 +36,7 @@ REQUIRED_PROMPTS: Mapping[str, frozenset[str]] = {
         "not_heard": set(),
         "handoff_offer": set(),
         "handoff_offer_upset": set(),
+        "handoff_offer_failure": set(),
         "handoff_accepted": set(),
         "handoff_declined": set(),
         "anything_else": set(),
