@@ -9,10 +9,17 @@ test session; the server runs in-process on 127.0.0.1 on a free port.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pytest
@@ -97,3 +104,60 @@ def transcribe_segment(services, wav: Path, start_s: float, end_s: float | None 
 
 async def transcribe_async(services, wav: Path, start_s: float, end_s: float | None = None) -> str:
     return await asyncio.to_thread(transcribe_segment, services, wav, start_s, end_s)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """`voicebot serve` in its own process (for tests that signal or starve it)."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/twilio/media"
+
+
+def spawn_server(
+    data_dir: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    output: IO[bytes] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> ServerProcess:
+    """Start the server on a free port (answers not pre-synthesised, to start fast)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voicebot.cli", "serve", "--port", str(port), "--data-dir",
+         str(data_dir), *args],
+        env={**os.environ, "VOICEBOT_TTS__PREPARE_ANSWERS": "false", **(env or {})},
+        stdout=output or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if output else subprocess.DEVNULL,
+        preexec_fn=preexec_fn,
+    )  # fmt: skip
+    return ServerProcess(proc, port)
+
+
+def wait_healthy(server: ServerProcess, timeout_s: float = 120) -> None:
+    """Until /healthz answers (blocking: call it in a thread from async tests)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(f"server exited with {server.proc.returncode}")
+        try:
+            with urllib.request.urlopen(server.base + "/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError("server did not become healthy")

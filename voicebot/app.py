@@ -88,7 +88,7 @@ def build_services(config: Config, *, with_store: bool = True) -> CallServices:
         speech_cache=SpeechCache(speech_cache_dir(config), config.tts.cache_size),
     )
     dialogue = DialogueCore.load(config.dialogue, embedder.embed)
-    workers.speech_cache.keep = frozenset(speakable_phrases(dialogue))
+    workers.speech_cache.keep = dict.fromkeys(speakable_phrases(dialogue))
     aggressiveness = config.vad.aggressiveness
 
     def make_vad() -> VoiceActivityDetector:
@@ -158,7 +158,7 @@ async def warm_prompts(services: CallServices) -> None:
 async def prepare_answers(services: CallServices) -> None:
     """Synthesise every prompt and grounded answer in the background, between calls."""
     started = time.perf_counter()
-    phrases = speakable_phrases(services.dialogue)
+    phrases = list(services.workers.speech_cache.keep)  # computed once, at build time
     made = await services.workers.prepare_speech(phrases, services.activity.idle)
     services.speech_ready = True
     log.info(

@@ -364,15 +364,15 @@ class Redactor:
         alone = bool(matches) and all(
             w[0].lower().replace("’", "'") in _FILLERS for w in _WORD_RE.finditer(t)
         )
-        in_date = bytearray(len(t))  # 1: inside a date, 2: inside an identifier
+        masked = bytearray(len(t))  # 1: inside a date, 2: inside an identifier
         for tok in _TOKEN_RE.finditer(t):
             if _GLUED_RE.search(tok[0]) and not _ORDINAL_RE.fullmatch(tok[0]):
-                in_date[tok.start() : tok.end()] = b"\x02" * (tok.end() - tok.start())
+                masked[tok.start() : tok.end()] = b"\x02" * (tok.end() - tok.start())
         for ip in _IPV4_RE.finditer(t):
-            in_date[ip.start() : ip.end()] = b"\x02" * (ip.end() - ip.start())
+            masked[ip.start() : ip.end()] = b"\x02" * (ip.end() - ip.start())
         for m in matches:
             if (dob := self._date(t, m, alone)) is not None:
-                in_date[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
+                masked[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
                 if dob and self._on["date_of_birth"]:
                     found.append(("date_of_birth", m.start(), m.end()))
         for run in _RUN_RE.finditer(t):
@@ -384,7 +384,7 @@ class Redactor:
                 continue
             groups: list[tuple[int, int]] = []
             for g in (*_DIGITS_RE.finditer(t, run.start(), run.end()), None):
-                if g is not None and not any(in_date[g.start() : g.end()]):
+                if g is not None and not any(masked[g.start() : g.end()]):
                     groups.append(g.span())
                 elif groups:  # a date splits a run: "12345678 5 March" is two things
                     found += self._classify(t, groups)

@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,9 @@ class SpeechCache:
         self._pinned: dict[str, PCM16] = {}
         self._recent: OrderedDict[str, PCM16] = OrderedDict()
         self._lru_size = lru_size
-        #: Phrases worth keeping for good when synthesised on demand (the templates).
-        self.keep: frozenset[str] = frozenset()
+        #: Phrases worth keeping for good when synthesised on demand (the templates), in
+        #: the order they are worth preparing (prompts first; the app sets a dict).
+        self.keep: Collection[str] = ()
 
     def __len__(self) -> int:
         return len(self._pinned) + len(self._recent)

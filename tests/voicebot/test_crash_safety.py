@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import wave
 
 import pytest
 
-from tests.helpers import TWO_QUESTIONS, build_call
+from tests.helpers import TWO_QUESTIONS, build_call, spawn_server, wait_healthy
 from voicebot.dial import dial
 from voicebot.transcript import safe_call_dir_name
 from voicebot.wavio import read_pcm16_channels
@@ -25,35 +20,12 @@ pytestmark = pytest.mark.slow
 KILL_AFTER_S = 9.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(base: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError("server did not become healthy")
-
-
 async def test_sigkill_mid_call_keeps_all_but_the_last_second(tmp_path):
-    port, data = free_port(), tmp_path / "data"
-    env = {**os.environ, "VOICEBOT_TTS__PREPARE_ANSWERS": "false"}
-    proc = subprocess.Popen(  # noqa: ASYNC220 (started once; the test then only awaits)
-        [sys.executable, "-m", "voicebot.cli", "serve", "--port", str(port), "--data-dir",
-         str(data), "--capture"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    data = tmp_path / "data"
+    server = spawn_server(data, "--capture")
+    proc = server.proc
     try:
-        await asyncio.to_thread(wait_healthy, f"http://127.0.0.1:{port}", proc)
+        await asyncio.to_thread(wait_healthy, server)
         call = build_call(
             tmp_path / "caller.wav",
             TWO_QUESTIONS,
@@ -62,7 +34,7 @@ async def test_sigkill_mid_call_keeps_all_but_the_last_second(tmp_path):
         )
         dialing = asyncio.create_task(
             dial(
-                f"ws://127.0.0.1:{port}/twilio/media",
+                server.ws,
                 call.path,
                 tmp_path / "dial",
                 turns=call.turns,

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import resource
 import subprocess
-import sys
 import time
 import urllib.request
 import wave
@@ -18,9 +16,14 @@ import websockets
 
 from telephony.server import DROPPED
 from telephony.twilio.peer import TwilioPeer
-from tests.helpers import TWO_QUESTIONS, build_call, transcribe_async
+from tests.helpers import (
+    TWO_QUESTIONS,
+    build_call,
+    spawn_server,
+    transcribe_async,
+    wait_healthy,
+)
 from tests.telephony.serving import start_on_free_port
-from tests.voicebot.test_crash_safety import free_port, wait_healthy
 from voicebot.dial import caller_audio, dial
 from voicebot.metrics import Metrics
 from voicebot.transcript import safe_call_dir_name
@@ -101,25 +104,19 @@ def limit_file_size() -> None:
 
 async def test_a_full_recording_disk_does_not_stop_the_call(tmp_path, full_disk):
     data, preexec = full_disk
-    port = free_port()
-    env = {**os.environ, "VOICEBOT_TTS__PREPARE_ANSWERS": "false"}
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log_file:  # noqa: ASYNC230 (test setup, before the call)
-        proc = subprocess.Popen(  # noqa: ASYNC220 (started once; the test then only awaits)
-            [sys.executable, "-m", "voicebot.cli", "serve", "--port", str(port), "--data-dir",
-             str(data)],
-            env=env, stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=preexec,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+        server = spawn_server(data, output=log_file, preexec_fn=preexec)
+    proc, base = server.proc, server.base
     try:
-        await asyncio.to_thread(wait_healthy, base, proc)
+        await asyncio.to_thread(wait_healthy, server)
         call = build_call(
             tmp_path / "caller.wav",
             TWO_QUESTIONS,
             voice="rms",
             gap_s=16.0,  # by the second question the disk has been full for seconds
         )
-        result = await dial(f"ws://127.0.0.1:{port}/twilio/media", call.path, tmp_path / "dial",
+        result = await dial(server.ws, call.path, tmp_path / "dial",
                             turns=call.turns)  # fmt: skip
         health = json.loads(await asyncio.to_thread(read_text, base + "/healthz"))
         metrics = await asyncio.to_thread(read_text, base + "/metrics")

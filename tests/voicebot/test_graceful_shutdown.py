@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import urllib.request
 import wave
 
 import pytest
 import websockets
 
-from tests.helpers import TWO_QUESTIONS, build_call, transcribe_async
-from tests.voicebot.test_crash_safety import free_port, wait_healthy
+from tests.helpers import (
+    TWO_QUESTIONS,
+    build_call,
+    spawn_server,
+    transcribe_async,
+    wait_healthy,
+)
 from voicebot.dial import dial
 from voicebot.transcript import safe_call_dir_name
 
@@ -26,21 +28,15 @@ GRACE_S = 1.0
 
 
 async def test_sigterm_mid_call_says_goodbye_and_keeps_everything(tmp_path, services):
-    port, data = free_port(), tmp_path / "data"
+    data = tmp_path / "data"
     env = {
-        **os.environ,
-        "VOICEBOT_TTS__PREPARE_ANSWERS": "false",
         "VOICEBOT_SERVER__SHUTDOWN_GRACE_S": str(GRACE_S),
         "VOICEBOT_TWILIO__VALIDATE_SIGNATURES": "false",
     }
-    proc = subprocess.Popen(  # noqa: ASYNC220 (started once; the test then only awaits)
-        [sys.executable, "-m", "voicebot.cli", "serve", "--port", str(port), "--data-dir",
-         str(data)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/twilio/media"
+    server = spawn_server(data, env=env)
+    proc, base, ws_url = server.proc, server.base, server.ws
     try:
-        await asyncio.to_thread(wait_healthy, base, proc)
+        await asyncio.to_thread(wait_healthy, server)
         call = build_call(
             tmp_path / "caller.wav",
             TWO_QUESTIONS,
