@@ -26,7 +26,9 @@ from telephony.server import MediaServer, ServerSettings, TwilioWebhookSettings
 from voicebot.call import Call
 from voicebot.config import Config
 from voicebot.dialogue.core import MAX_FAILURES, DialogueCore, DialogueState
+from voicebot.dialogue.engines import build_engine_with_linking
 from voicebot.dialogue.grounded import REQUIRED_PROMPTS
+from voicebot.dialogue.loader import load_dialogue
 from voicebot.privacy import Redactor
 from voicebot.recording.files import parse_key
 from voicebot.reply import speech_parts
@@ -85,9 +87,10 @@ def build_services(config: Config, *, with_store: bool = True) -> CallServices:
         asr_timeout_s=config.asr.timeout_s,
         tts_timeout_s=config.tts.timeout_s,
         nlu_timeout_s=config.dialogue.timeout_s,
+        llm_timeout_s=config.llm.timeout_s + 2.0,
         speech_cache=SpeechCache(speech_cache_dir(config), config.tts.cache_size),
     )
-    dialogue = DialogueCore.load(config.dialogue, embedder.embed)
+    dialogue = load_dialogue(config.dialogue, embedder.embed)
     workers.speech_cache.keep = dict.fromkeys(speakable_phrases(dialogue))
     aggressiveness = config.vad.aggressiveness
 
@@ -109,6 +112,7 @@ def build_services(config: Config, *, with_store: bool = True) -> CallServices:
         redactor=Redactor(config.privacy),
         store=store,
         recording_key=recording_key(config),
+        reply_engines=build_engine_with_linking(config.llm, dialogue, embedder.embed),
     )
 
 
@@ -130,9 +134,9 @@ def speakable_phrases(dialogue: DialogueCore) -> list[str]:
             texts += [
                 (replies.prompt(key, intent_label=graph.intent_label(i)),) for i in graph.intents()
             ]
-        else:
+        elif REQUIRED_PROMPTS[key] == {"bank_name"}:  # others are filled in at call time
             texts.append((replies.prompt(key),))
-    texts += [dialogue.answer(intent) for intent in dialogue.index.names]
+    texts += [dialogue.answer(intent) for intent in dialogue.graph.intents()]
     return [part for sentences in texts for part in speech_parts(sentences)]
 
 

@@ -37,8 +37,9 @@ from telephony.events import (
 )
 from voicebot.dialogue.core import Decision, DialogueState, Outcome
 from voicebot.journal import CallJournal
+from voicebot.phrasing import SentenceSource
 from voicebot.playout import Playout, stop_task
-from voicebot.reply import END, Reply, mark_name, parse_mark, speech_parts
+from voicebot.reply import END, Reply, mark_name, parse_mark
 from voicebot.services import CallServices
 from voicebot.transcript import CallRecord, PromptRecord, TurnRecord
 from voicebot.turns import (
@@ -335,7 +336,7 @@ class Call:
     async def _on_dtmf(self, digit: str) -> None:
         if self.record is None:
             return
-        shown = self.journal.dtmf(digit)
+        shown = self.journal.dtmf(digit, secret=self.state.collecting_digits)
         self.record.dtmf.append({"digit": shown, "at_s": round(self.now(), 3)})
         if self.reply is not None and self.reply.audible:
             self._barge_in()
@@ -344,7 +345,9 @@ class Call:
         decision = self.services.dialogue.on_dtmf(self.state, digit)
         self.state = decision.state
         self._note_handoff(decision)
-        self._start_prompt("dtmf", decision)
+        self._note_action(decision)
+        if decision.sentences:  # a digit of a number being keyed in says nothing yet
+            self._start_prompt("dtmf", decision)
 
     # -------------------------------------------------------------- replies
 
@@ -430,9 +433,13 @@ class Call:
     async def _speak(self, reply: Reply, decision: Decision, record: TurnRecord | None) -> None:
         """Synthesise and play a decision's sentences; waits until heard or interrupted."""
         workers = self.services.workers
+        source = self._sentence_source(decision)
         try:
-            reply.sentences = speech_parts(decision.sentences)
-            first = await workers.synthesize(reply.sentences[0])
+            first_text = await source.next() or self.services.dialogue.replies.prompt(
+                "apology_error"
+            )
+            reply.sentences = (first_text,)
+            first = await workers.synthesize(first_text)
             await reply.released.wait()
             reply.decision = decision
             if record is not None:
@@ -440,11 +447,16 @@ class Call:
             await self.playout.play(first.value, reply.id)
             await self.playout.mark(mark_name(reply.id, 0), reply.id)
             audio_s = first.value.size / BOT_SAMPLE_RATE
-            for index, sentence in enumerate(reply.sentences[1:], start=1):
+            index = 1
+            while (sentence := await source.next()) is not None:
+                reply.sentences = (*reply.sentences, sentence)
                 audio = await workers.synthesize(sentence)
                 audio_s += audio.value.size / BOT_SAMPLE_RATE
                 await self.playout.play(audio.value, reply.id)
                 await self.playout.mark(mark_name(reply.id, index), reply.id)
+                index += 1
+            if source.streamed and isinstance(record, TurnRecord):
+                record.bot_text = " ".join(reply.sentences)  # what the engine said
             await self.playout.mark(mark_name(reply.id, END), reply.id)
             # At most the whole reply is still unplayed; then the carrier's last mark is due.
             backlog = max(self.playout.played_until() - self.clock.now(), 0.0)
@@ -469,10 +481,19 @@ class Call:
             log.exception("call %s: speaking %s failed", self._call_id, reply.id)
             self.metrics.model_errors.labels(stage="speak").inc()
         finally:
+            source.close()
             if reply.pending is not None and not reply.cleared:
                 self._commit(reply)  # decided but never audible: the turn still happened
             self._finish(reply)
         self._save()
+
+    def _sentence_source(self, decision: Decision) -> SentenceSource:
+        """Templates as decided, or the configured LLM engine's wording of the plan."""
+        engines, plan = self.services.reply_engines, decision.plan
+        stream = None
+        if engines is not None and plan is not None and not plan.verbatim:
+            stream = engines.phrase(plan, decision.state.verified)
+        return SentenceSource(decision.sentences, self.services.workers, stream)
 
     def _apologise_from_cache(self, failed: Reply) -> None:
         """TTS failed before the caller heard anything: say the apology, which is cached
@@ -519,7 +540,19 @@ class Call:
                 self.metrics.observe_ms(stage[:-3], record.timings[stage])
         self.metrics.turns.labels(outcome=decision.outcome.value).inc()
         self._note_handoff(decision, record)
+        self._note_action(decision)
         self._save()  # on disk now, not only once the answer is over
+
+    def _note_action(self, decision: Decision) -> None:
+        """An account action the caller confirmed (freeze, replacement, dispute)."""
+        if decision.action is not None:
+            action = decision.action
+            self._log(
+                "account_action",
+                action=action.action,
+                target=action.target,
+                reference=action.reference,
+            )
 
     def _note_handoff(self, decision: Decision, record: TurnRecord | None = None) -> None:
         if decision.handoff is None or self.record is None:

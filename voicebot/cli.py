@@ -15,7 +15,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from voicebot import cli_chat, cli_intents, cli_slots
 from voicebot.config import Config, ConfigError, load_config
+from voicebot.dialogue.intent_data import repo_data_dir
 
 log = logging.getLogger("voicebot")
 
@@ -42,6 +44,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         overrides={
             "server": {"host": args.host, "port": args.port, "data_dir": args.data_dir},
             "recording": {"capture": True if args.capture else None},
+            "llm": {
+                "engine": args.llm_engine or ("openai" if args.llm_url else None),
+                "url": args.llm_url,
+                "model": args.llm_model,
+            },
         },
     )
     _setup_logging(config.server.log_level, config)
@@ -181,10 +188,16 @@ def _cmd_loadtest(args: argparse.Namespace) -> int:
 
 def _cmd_build_index(args: argparse.Namespace) -> int:
     from models.embedder_minilm import MiniLmEmbedder
+    from voicebot.dialogue.intent_data import training_examples
     from voicebot.dialogue.intents import build_index, read_examples
 
     _setup_logging("INFO")
-    texts, labels = read_examples(Path(args.data))
+    general = None if args.no_general else Path(args.nluplusplus)
+    texts, labels = training_examples(Path(args.data), general)
+    for extra in args.extra:
+        more_texts, more_labels = read_examples(Path(extra))
+        texts += more_texts
+        labels += more_labels
     embedder = MiniLmEmbedder(args.encoder)
     build_index(texts, labels, embedder.embed, Path(args.out))
     print(f"indexed {len(texts)} examples of {len(set(labels))} intents into {args.out}")
@@ -204,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--capture", action="store_true", help="also keep every raw carrier message, for replay"
     )
+    serve.add_argument(
+        "--llm-engine",
+        choices=["template", "openai", "local"],
+        help="reply engine (default template)",
+    )
+    serve.add_argument("--llm-url", help="OpenAI-compatible base URL (implies --llm-engine openai)")
+    serve.add_argument("--llm-model", help="model name at the endpoint, or a local model directory")
     serve.set_defaults(func=_cmd_serve)
 
     replay = sub.add_parser("replay", help="replay recorded calls offline and write QA reports")
@@ -264,7 +284,23 @@ def build_parser() -> argparse.ArgumentParser:
     load.set_defaults(func=_cmd_loadtest)
 
     index = sub.add_parser("build-intent-index", help="embed labelled examples into a kNN index")
-    index.add_argument("--data", required=True, help="CSV with columns text,category (Banking77)")
+    index.add_argument(
+        "--data",
+        default=str(repo_data_dir() / "banking77" / "train.csv"),
+        help="CSV with columns text,category (Banking77)",
+    )
+    index.add_argument(
+        "--nluplusplus",
+        default=str(repo_data_dir() / "nluplusplus" / "banking"),
+        help="NLU++ folds (adds the general dialogue acts)",
+    )
+    index.add_argument("--no-general", action="store_true", help="Banking77 intents only")
+    index.add_argument(
+        "--extra",
+        action="append",
+        default=[str(cli_intents.EXTRA_INTENTS)],
+        help="more text,category CSVs (default: the pack's extra intents)",
+    )
     index.add_argument(
         "--out",
         default=str(Path(__file__).parent / "dialogue" / "domain" / "bank" / "intent_index.npz"),
@@ -272,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.add_argument("--encoder", default="all-MiniLM-L6-v2", help="sentence encoder")
     index.set_defaults(func=_cmd_build_index)
+    cli_intents.register(sub)
+    cli_chat.register(sub)
+    cli_slots.register(sub)
     return parser
 
 

@@ -140,6 +140,32 @@ class DialogueConfig:
     upset_sentiment: float = -0.7
     neighbours: int = 10
     timeout_s: float = 5.0
+    #: Intent model: "" = the domain pack's fine-tuned classifier, "knn" = the embedding
+    #: index, or a directory written by `voicebot train-intents`.
+    intent_model: str = ""
+    #: Slot tagger: "" = the domain pack's, "none" = no slots, or a `train-slots` directory.
+    slot_model: str = ""
+    #: Below this many sentiment points of fall over the last three turns, escalate.
+    sentiment_drop: float = 1.0
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    """How replies are phrased: grounded templates (default) or an LLM with the same facts."""
+
+    #: "template", "openai" (an OpenAI-compatible endpoint) or "local" (transformers dir).
+    engine: str = "template"
+    #: Base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8000/v1.
+    url: str = ""
+    #: Model name at the endpoint, or the local transformers model directory.
+    model: str = ""
+    #: Environment variable holding the API key (secrets stay in the environment).
+    api_key_env: str = "VOICEBOT_LLM_API_KEY"
+    device: str = "cpu"
+    temperature: float = 0.2
+    max_tokens: int = 160
+    #: The whole reply; past it the template reply is spoken instead.
+    timeout_s: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -202,6 +228,7 @@ class Config:
     tts: TtsConfig = field(default_factory=TtsConfig)
     playout: PlayoutConfig = field(default_factory=PlayoutConfig)
     dialogue: DialogueConfig = field(default_factory=DialogueConfig)
+    llm: LlmConfig = field(default_factory=LlmConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     store: StoreConfig = field(default_factory=StoreConfig)

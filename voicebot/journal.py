@@ -88,10 +88,14 @@ class CallJournal:
         if self.recorder is not None:
             self.recorder.bot_audio(frame, play_at)
 
-    def dtmf(self, digit: str) -> str:
-        """A key press as it may be kept (masked per the privacy settings)."""
+    def dtmf(self, digit: str, *, secret: bool = False) -> str:
+        """A key press as it may be kept (masked per the privacy settings). Keys pressed
+        while the caller enters an account number or PIN are always masked, 0 included."""
         redactor = self.services.redactor
-        shown = redactor.redact_dtmf(digit) if redactor is not None else digit
+        if secret:
+            shown = "".join("*" if c.isdigit() else c for c in digit)
+        else:
+            shown = redactor.redact_dtmf(digit) if redactor is not None else digit
         self.log("dtmf", digit=shown)
         return shown
 

@@ -17,6 +17,7 @@ from models.protocols import VoiceActivityDetector
 from voicebot.clock import Clock, MonotonicClock
 from voicebot.config import Config
 from voicebot.dialogue.core import DialogueCore
+from voicebot.dialogue.engines import LlmEngines
 from voicebot.metrics import Metrics
 from voicebot.store.base import CallStore
 from voicebot.workers import ModelWorkers
@@ -70,6 +71,8 @@ class CallServices:
     io_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="call-io")
     )
+    #: The LLM reply engines when `[llm] engine` is set; None speaks the templates.
+    reply_engines: LlmEngines | None = None
     #: Set once every prompt and grounded answer has been synthesised (see app.prepare_answers).
     speech_ready: bool = False
 

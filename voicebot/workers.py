@@ -64,7 +64,7 @@ class Pacing:
 
     def seconds(self, kind: str) -> float:
         """Virtual duration of one call of this kind ("asr", "nlu", "tts")."""
-        return {"asr": self.asr_s, "nlu": self.nlu_s, "tts": self.tts_s}[kind]
+        return {"asr": self.asr_s, "nlu": self.nlu_s, "llm": self.nlu_s, "tts": self.tts_s}[kind]
 
 
 class ModelWorkers:
@@ -80,6 +80,7 @@ class ModelWorkers:
         asr_timeout_s: float = 10.0,
         tts_timeout_s: float = 10.0,
         nlu_timeout_s: float = 5.0,
+        llm_timeout_s: float = 10.0,
         speech_cache: SpeechCache | None = None,
     ) -> None:
         self.recognizer = recognizer
@@ -89,7 +90,15 @@ class ModelWorkers:
         # Piper's phonemizer (espeak-ng) is not thread-safe: one TTS thread.
         self._tts_pool = ThreadPoolExecutor(1, thread_name_prefix="tts")
         self._nlu_pool = ThreadPoolExecutor(1, thread_name_prefix="nlu")
-        self._timeouts = {"asr": asr_timeout_s, "tts": tts_timeout_s, "nlu": nlu_timeout_s}
+        # LLM replies wait on the network or a local model: their own threads, so a slow
+        # reply never holds up another call's intent classification.
+        self._llm_pool = ThreadPoolExecutor(8, thread_name_prefix="llm")
+        self._timeouts = {
+            "asr": asr_timeout_s,
+            "tts": tts_timeout_s,
+            "nlu": nlu_timeout_s,
+            "llm": llm_timeout_s,
+        }
         self.speech_cache = speech_cache if speech_cache is not None else SpeechCache()
         #: Set for offline replay (see `Pacing`); None live.
         self.pacing: Pacing | None = None
@@ -205,11 +214,19 @@ class ModelWorkers:
         """Run a dialogue step (embedding + lookups) in the NLU pool."""
         return await self._run(self._nlu_pool, "nlu", fn)
 
+    async def run_llm(self, fn: Callable[[], T]) -> Timed[T]:
+        """Run one step of an LLM reply (the next sentence) in the LLM pool."""
+        return await self._run(self._llm_pool, "llm", fn)
+
+    def submit_llm(self, fn: Callable[[], None]) -> None:
+        """Fire-and-forget work in the LLM pool (closing a stream nobody reads any more)."""
+        self._llm_pool.submit(fn)
+
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Blocking embedding, for use inside `run_nlu` functions."""
         return self.embedder.embed(texts)
 
     def close(self) -> None:
         """Stop the pools (at process exit)."""
-        for pool in (self._asr_pool, self._tts_pool, self._nlu_pool):
+        for pool in (self._asr_pool, self._tts_pool, self._nlu_pool, self._llm_pool):
             pool.shutdown(wait=False, cancel_futures=True)

@@ -147,7 +147,7 @@ async def test_a_replay_with_a_changed_config_reports_what_changed(
     changed = replace(
         services,
         config=strict,
-        dialogue=DialogueCore(core.replies, core.graph, core.index, core.embed, strict.dialogue),
+        dialogue=DialogueCore(core.replies, core.graph, core.nlu, strict.dialogue, core.tasks),
     )
     _, row = await replay(changed, strict, directory, tmp_path / "out", with_compare=True)
     # Nothing clears an impossible confidence bar: every answer became a question.

@@ -1,35 +1,43 @@
 """The dialogue core: one caller turn in, the bot's decision and reply sentences out.
 
-Pure with respect to the call: `respond(state, text)` returns a `Decision` that carries
-the next `DialogueState` instead of mutating anything. The Call adopts that state only
-when the reply is actually released, which is what makes speculative answering safe:
-a reply computed during the caller's pause and then thrown away (because the caller
-went on) leaves no trace in the conversation.
+Pure with respect to the call: `respond(state, text)` returns a `Decision` carrying the
+next `DialogueState` (see `state.py`), adopted only when the reply is released.
 
-Order of checks: a pending question the bot asked (transfer offer, "is it about X?"),
-a request for a person, closing remarks, then the intent classifier. Confident intents
-are answered from the knowledge graph; unsure ones get a yes/no confirmation; unknown
-ones a clarifying question, and after two misunderstandings in a row, or when the
-caller is upset, the bot offers a human.
+Order of checks: an account task waiting for the caller (identity, a choice, a yes to
+an action), a yes/no question the bot asked, a request for a person, small talk
+(hello, thanks, bye, "say that again"), an escalation on a falling sentiment trend,
+then the intent. Account intents start a task (verification first); intents about a
+lost card or an unrecognised payment get the public answer and an offer to act;
+other confident intents are answered from the knowledge graph; unsure ones get a
+yes/no confirmation; unknown ones a clarifying question, and after two
+misunderstandings in a row the bot offers a person. Every reply comes with a
+`ReplyPlan` for whichever engine phrases it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
-import numpy.typing as npt
 
 from voicebot.config import DialogueConfig
 from voicebot.dialogue import rules
 from voicebot.dialogue.grounded import GroundedReplies
-from voicebot.dialogue.intents import INDEX_FILE, Embed, IntentGuess, IntentIndex
 from voicebot.dialogue.knowledge import KnowledgeGraph
-from voicebot.dialogue.sentiment import compound
+from voicebot.dialogue.nlu import GENERAL, IntentModel, Understanding
+from voicebot.dialogue.plan import ReplyPlan
+from voicebot.dialogue.sentiment import compound, tone_for, trend_falling
+from voicebot.dialogue.state import (
+    HISTORY_TURNS,
+    Decision,
+    DialogueState,
+    Handoff,
+    Outcome,
+)
+from voicebot.dialogue.tasks import AccountTasks, SlotReader, Step
+
+__all__ = ["DOMAIN_ROOT", "MAX_FAILURES", "Decision", "DialogueCore", "DialogueState", "Outcome"]
 
 log = logging.getLogger(__name__)
 
@@ -40,102 +48,46 @@ MAX_FAILURES = 2
 #: How the offer of a person is worded, by why it is made.
 _OFFER_PROMPTS = {
     "strong negative sentiment": "handoff_offer_upset",
+    "falling sentiment": "handoff_offer_upset",
     "repeated system failure": "handoff_offer_failure",
 }
-
-
-class Outcome(StrEnum):
-    """What kind of reply the bot chose."""
-
-    GREETING = "greeting"
-    ANSWER = "answer"
-    CONFIRM_INTENT = "confirm_intent"
-    CLARIFY = "clarify"
-    NOT_HEARD = "not_heard"
-    HANDOFF_OFFER = "handoff_offer"
-    HANDOFF_ACCEPTED = "handoff_accepted"
-    HANDOFF_DECLINED = "handoff_declined"
-    CLOSING = "closing"
-    DTMF = "dtmf"
-    APOLOGY = "apology"
-
-
-@dataclass(frozen=True, slots=True)
-class Handoff:
-    """A decision about handing the caller to a person (the transfer itself is telephony's)."""
-
-    reason: str
-    accepted: bool | None = None  # None: offered, waiting for the caller's answer
-
-
-@dataclass(frozen=True, slots=True)
-class DialogueState:
-    """Everything the dialogue remembers between turns of one call."""
-
-    turns: int = 0
-    sentiments: tuple[float, ...] = ()
-    pending: str | None = None  # "handoff" | "confirm_intent"
-    pending_intent: str | None = None
-    handoff_reason: str = ""
-    misunderstandings: int = 0
-    transferred: bool = False
-    #: Turns our side failed (a model raised or timed out); two make the bot offer a person.
-    failures: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The bot's reply to one turn, and the state to adopt if the reply is used."""
-
-    sentences: tuple[str, ...]
-    outcome: Outcome
-    state: DialogueState
-    intent: str | None = None
-    confidence: float = 0.0
-    sentiment: float = 0.0
-    alternatives: tuple[tuple[str, float], ...] = field(default=())
-    handoff: Handoff | None = None
-    end_call: bool = False
-
-    @property
-    def text(self) -> str:
-        """The whole reply as one string."""
-        return " ".join(self.sentences)
+#: Intents answered from the caller's own account (verification first).
+ACCOUNT_INTENTS = {"check_balance": "check_balance", "recent_transactions": "recent_transactions"}
+#: Intents whose public answer is followed by an offer to act on the account.
+OFFER_INTENTS = {
+    "lost_or_stolen_card": "freeze_card",
+    "compromised_card": "freeze_card",
+    "card_payment_not_recognised": "open_dispute",
+    "transaction_charged_twice": "open_dispute",
+    "direct_debit_payment_not_recognised": "open_dispute",
+    "cash_withdrawal_not_recognised": "open_dispute",
+}
+_OFFER_KEYS = {"freeze_card": "confirm_freeze_offer", "open_dispute": "offer_dispute"}
 
 
 class DialogueCore:
-    """Sentiment, intent, knowledge-graph answers and the escalation policy."""
+    """Sentiment, intent, knowledge-graph answers, account tasks and the escalation policy."""
 
     def __init__(
         self,
         replies: GroundedReplies,
         graph: KnowledgeGraph,
-        index: IntentIndex,
-        embed: Embed,
+        nlu: IntentModel,
         config: DialogueConfig,
+        tasks: AccountTasks | None = None,
+        slots: SlotReader | None = None,
     ) -> None:
         self.replies = replies
         self.graph = graph
-        self.index = index
-        self.embed = embed
+        self.nlu = nlu
         self.config = config
+        self.tasks = tasks
+        self.slots = slots
         self._answers: dict[str, tuple[str, ...]] = {}
-        unknown = set(index.names) - set(graph.intents())
+        handled = set(ACCOUNT_INTENTS) | set(GENERAL)
+        unknown = set(nlu.labels) - set(graph.intents()) - handled
         if unknown:
             raise ValueError(f"intents without an answer in the graph: {sorted(unknown)}")
-
-    @classmethod
-    def load(cls, config: DialogueConfig, embed: Embed) -> DialogueCore:
-        """Load the domain pack named in the config (a name under domain/ or a path)."""
-        pack = Path(config.domain)
-        if not pack.is_dir():
-            pack = DOMAIN_ROOT / config.domain
-        if not pack.is_dir():
-            raise FileNotFoundError(f"domain pack {config.domain!r} not found")
-        replies = GroundedReplies.from_pack(pack)
-        graph = replies.graph
-        index = IntentIndex.load(pack / INDEX_FILE, neighbours=config.neighbours)
-        return cls(replies, graph, index, embed, config)
 
     # ------------------------------------------------------------- prompts
 
@@ -144,7 +96,8 @@ class DialogueCore:
 
     def greeting(self, state: DialogueState) -> Decision:
         """What the bot says when the call connects."""
-        return Decision((self._prompt("greeting"),), Outcome.GREETING, state)
+        text = (self._prompt("greeting"),)
+        return Decision(text, Outcome.GREETING, self._said(state, text))
 
     def shutdown(self, state: DialogueState) -> Decision:
         """The service is going down mid-call: say so, and hang up once it is heard."""
@@ -159,7 +112,12 @@ class DialogueCore:
         return Decision((self._prompt("apology_error"),), Outcome.APOLOGY, failed)
 
     def on_dtmf(self, state: DialogueState, digit: str) -> Decision:
-        """A key press: 0 is an explicit request for a person; other keys are not used yet."""
+        """A key press: digits of an account number or PIN while verifying; otherwise 0 is
+        a request for a person. A decision with no sentences only updates the state."""
+        if state.collecting_digits and self.tasks is not None:
+            step = self.tasks.on_keys(state, digit)
+            if step is not None:
+                return self._from_step(step, state, 0.0, None, 0.0)
         if digit == "0":
             reason = "caller pressed 0"
             new = replace(state, pending=None, pending_intent=None, transferred=True)
@@ -173,10 +131,9 @@ class DialogueCore:
 
     # ---------------------------------------------------------------- turns
 
-    def classify(self, text: str) -> IntentGuess:
-        """Intent, confidence, similarity and runners-up for one utterance."""
-        vector: npt.NDArray[np.float32] = self.embed([text])[0]
-        return self.index.classify(vector)
+    def classify(self, text: str) -> Understanding:
+        """Intent, confidence, runners-up (and, for the kNN model, similarity)."""
+        return self.nlu.understand(text)
 
     def answer(self, intent: str) -> tuple[str, ...]:
         """The grounded answer for an intent (SPARQL once per intent, then cached)."""
@@ -186,106 +143,286 @@ class DialogueCore:
         return cached
 
     def respond(self, state: DialogueState, text: str) -> Decision:
-        """Decide the reply to one caller turn (blocking: it embeds the text)."""
+        """Decide the reply to one caller turn (blocking: it runs the intent model)."""
         sentiment = compound(text)
-        state = replace(state, turns=state.turns + 1, sentiments=(*state.sentiments, sentiment))
+        state = replace(
+            state,
+            turns=state.turns + 1,
+            sentiments=(*state.sentiments, sentiment),
+            history=(*state.history, ("caller", text))[-HISTORY_TURNS:],
+        )
         if not rules.normalise(text):
-            return Decision(
-                (self._prompt("not_heard"),), Outcome.NOT_HEARD, state, sentiment=sentiment
-            )
-        pending = self._answer_pending(state, text, sentiment)
+            return self._decide((self._prompt("not_heard"),), Outcome.NOT_HEARD, state, sentiment)
+        guess = self.classify(text)
+        decision = self._route(state, text, sentiment, guess)
+        return self._finish(decision, text)
+
+    def _route(
+        self, state: DialogueState, text: str, sentiment: float, guess: Understanding
+    ) -> Decision:
+        yes = rules.is_affirmation(text) or self._general(guess, "affirm")
+        no = rules.is_denial(text) or self._general(guess, "deny")
+        if state.task is not None and self.tasks is not None:
+            found = self.read_slots(text) if state.stage == "choose" else ()
+            step = self.tasks.on_turn(state, text, yes, no, found)
+            if step is not None:  # the turn answered the task: record the task, not a guess
+                decision = self._from_step(step, state, sentiment, state.task, 1.0)
+                return replace(decision, slots=found)
+            state = self.tasks.clear(state)  # the caller moved on
+        pending = self._answer_pending(state, text, sentiment, yes, no)
         if pending is not None:
             return pending
         state = replace(state, pending=None, pending_intent=None)
         if rules.asks_for_human(text):
             return self._offer_handoff(state, "caller asked for a person", sentiment, ())
-        if rules.is_greeting(text):
-            return Decision(
-                (self._prompt("greet_reply"),), Outcome.GREETING, state, sentiment=sentiment
-            )
-        if rules.is_closing(text):
-            goodbye = rules.is_goodbye(text)
+        if self._general(guess, "handoff"):  # "this isn't working", "I don't want a robot"
+            why = self._upset_reason(state, sentiment) or "caller asked for a person"
+            return self._offer_handoff(state, why, sentiment, ())
+        small_talk = self._small_talk(state, text, sentiment, guess)
+        if small_talk is not None:
+            return small_talk
+        decision = self._by_intent(state, text, sentiment, guess)
+        return replace(decision, slots=self.read_slots(text))
+
+    def read_slots(self, text: str) -> tuple[tuple[str, str], ...]:
+        """Slot values in the turn, normalised ("amount_of_money", "61.30 GBP")."""
+        if self.slots is None:
+            return ()
+        return self.slots(text)
+
+    def _upset_reason(self, state: DialogueState, sentiment: float) -> str | None:
+        """Why the caller's mood alone calls for a person, or None."""
+        if sentiment <= self.config.upset_sentiment:
+            return "strong negative sentiment"
+        if trend_falling(state.sentiments, self.config.sentiment_drop):
+            return "falling sentiment"
+        return None
+
+    def _general(self, guess: Understanding, act: str, bar: float = 0.0) -> bool:
+        """The classifier heard dialogue act `act`, confidently and on-topic: a turn far
+        from every training example ("play some music") is not taken as "bye"."""
+        return (
+            guess.intent == act
+            and guess.confidence >= max(bar, self.config.min_intent_confidence)
+            and guess.similarity >= self.config.min_similarity
+        )
+
+    def _small_talk(
+        self, state: DialogueState, text: str, sentiment: float, guess: Understanding
+    ) -> Decision | None:
+        if rules.is_greeting(text) or (self._general(guess, "greet") and len(text.split()) <= 5):
+            return self._decide((self._prompt("greet_reply"),), Outcome.GREETING, state, sentiment)
+        if rules.asks_to_repeat(text) or self._general(guess, "repeat"):
+            again = state.last_reply or (self._prompt("repeat_nothing"),)
+            return self._decide(again, Outcome.REPEAT, state, sentiment)
+        closing = rules.is_closing(text) or (
+            (self._general(guess, "thank") or self._general(guess, "end_call"))
+            and len(text.split()) <= 8
+        )
+        if closing:
+            # Hanging up on a misheard turn loses the call: the model alone needs 0.9.
+            goodbye = rules.is_goodbye(text) or self._general(guess, "end_call", 0.9)
             key = "goodbye" if goodbye else "thanks_reply"
-            return Decision(
-                (self._prompt(key),), Outcome.CLOSING, state, sentiment=sentiment, end_call=goodbye
-            )
-        guess = self.classify(text)
+            decision = self._decide((self._prompt(key),), Outcome.CLOSING, state, sentiment)
+            return replace(decision, end_call=goodbye)
+        return None
+
+    def _by_intent(
+        self, state: DialogueState, text: str, sentiment: float, guess: Understanding
+    ) -> Decision:
         intent, confidence, alternatives = guess.intent, guess.confidence, guess.alternatives
-        if guess.similarity < self.config.min_similarity:
+        if guess.similarity < self.config.min_similarity or intent in GENERAL:
             confidence = 0.0  # not about banking at all: ask, do not guess
         upset = sentiment <= self.config.upset_sentiment
+        falling = trend_falling(state.sentiments, self.config.sentiment_drop)
         if confidence >= self.config.min_intent_confidence:
-            answer = self.answer(intent)
             state = replace(state, misunderstandings=0)
-            if upset:
-                return self._offer_handoff(
-                    state, "strong negative sentiment", sentiment, answer, intent, confidence
+            if intent in ACCOUNT_INTENTS and self.tasks is not None:
+                step = self.tasks.start(state, ACCOUNT_INTENTS[intent], text)
+                return self._from_step(step, state, sentiment, intent, confidence)
+            answer = self.answer(intent) if intent not in ACCOUNT_INTENTS else ()
+            if upset or falling:
+                why = "strong negative sentiment" if upset else "falling sentiment"
+                return self._offer_handoff(state, why, sentiment, answer, intent, confidence)
+            task = OFFER_INTENTS.get(intent)
+            if task is not None and self.tasks is not None:
+                offer = self._prompt(_OFFER_KEYS[task])
+                offered = replace(state, pending="offer", pending_intent=task)
+                return self._decide(
+                    (*answer, offer),
+                    Outcome.OFFER,
+                    offered,
+                    sentiment,
+                    intent,
+                    confidence,
+                    alternatives,
+                    facts=answer,
                 )
-            return Decision(
-                answer, Outcome.ANSWER, state, intent, confidence, sentiment, alternatives
+            return self._decide(
+                answer,
+                Outcome.ANSWER,
+                state,
+                sentiment,
+                intent,
+                confidence,
+                alternatives,
+                facts=answer,
             )
         misunderstood = replace(state, misunderstandings=state.misunderstandings + 1)
-        if upset or misunderstood.misunderstandings >= MAX_MISUNDERSTANDINGS:
-            reason = "strong negative sentiment" if upset else "repeated misunderstanding"
+        if upset or falling or misunderstood.misunderstandings >= MAX_MISUNDERSTANDINGS:
+            reason = (
+                "strong negative sentiment"
+                if upset
+                else "falling sentiment"
+                if falling
+                else "repeated misunderstanding"
+            )
             return self._offer_handoff(misunderstood, reason, sentiment, (), intent, confidence)
-        if confidence >= self.config.min_intent_confidence / 2:
-            label = self.graph.intent_label(intent)
+        if confidence >= self.config.min_intent_confidence / 2 and intent not in GENERAL:
+            label = self._label(intent)
             asked = replace(misunderstood, pending="confirm_intent", pending_intent=intent)
-            return Decision(
+            return self._decide(
                 (self._prompt("clarify_intent", intent_label=label),),
                 Outcome.CONFIRM_INTENT,
                 asked,
+                sentiment,
                 intent,
                 confidence,
-                sentiment,
                 alternatives,
             )
-        return Decision(
+        return self._decide(
             (self._prompt("clarify"),),
             Outcome.CLARIFY,
             misunderstood,
+            sentiment,
             intent,
             confidence,
-            sentiment,
             alternatives,
         )
 
-    def _answer_pending(self, state: DialogueState, text: str, sentiment: float) -> Decision | None:
+    def _label(self, intent: str) -> str:
+        labels = {"check_balance": "your balance", "recent_transactions": "recent transactions"}
+        return labels.get(intent) or self.graph.intent_label(intent)
+
+    def _answer_pending(
+        self, state: DialogueState, text: str, sentiment: float, yes: bool, no: bool
+    ) -> Decision | None:
         """Handle a yes/no to the question the bot asked last turn, if any."""
-        if state.pending is None:
-            return None
-        yes, no = rules.is_affirmation(text), rules.is_denial(text)
-        if not (yes or no):
+        if state.pending is None or not (yes or no):
             return None
         cleared = replace(state, pending=None, pending_intent=None)
         if state.pending == "handoff":
             if yes:
-                handoff = Handoff(state.handoff_reason, accepted=True)
                 done = replace(cleared, transferred=True)
-                return Decision(
-                    (self._prompt("handoff_accepted"),),
-                    Outcome.HANDOFF_ACCEPTED,
-                    done,
-                    sentiment=sentiment,
-                    handoff=handoff,
+                decision = self._decide(
+                    (self._prompt("handoff_accepted"),), Outcome.HANDOFF_ACCEPTED, done, sentiment
                 )
-            return Decision(
-                (self._prompt("handoff_declined"),),
-                Outcome.HANDOFF_DECLINED,
-                cleared,
-                sentiment=sentiment,
-                handoff=Handoff(state.handoff_reason, accepted=False),
+                return replace(decision, handoff=Handoff(state.handoff_reason, accepted=True))
+            decision = self._decide(
+                (self._prompt("handoff_declined"),), Outcome.HANDOFF_DECLINED, cleared, sentiment
             )
-        if state.pending == "confirm_intent" and state.pending_intent is not None:
+            return replace(decision, handoff=Handoff(state.handoff_reason, accepted=False))
+        intent = state.pending_intent
+        if state.pending == "offer" and intent is not None and self.tasks is not None:
             if yes:
-                intent = state.pending_intent
-                answer = self.answer(intent)
-                resolved = replace(cleared, misunderstandings=0)
-                return Decision(answer, Outcome.ANSWER, resolved, intent, 1.0, sentiment)
-            return Decision(
-                (self._prompt("clarify"),), Outcome.CLARIFY, cleared, sentiment=sentiment
+                step = self.tasks.start(cleared, intent, text)
+                return self._from_step(step, cleared, sentiment, intent, 1.0)
+            return self._decide(
+                (self._prompt("action_cancelled"), self._prompt("anything_more")),
+                Outcome.ACTION_CANCELLED,
+                cleared,
+                sentiment,
             )
+        if state.pending == "confirm_intent" and intent is not None:
+            if yes:
+                resolved = replace(cleared, misunderstandings=0)
+                if intent in ACCOUNT_INTENTS and self.tasks is not None:
+                    step = self.tasks.start(resolved, ACCOUNT_INTENTS[intent], text)
+                    return self._from_step(step, resolved, sentiment, intent, 1.0)
+                answer = self.answer(intent)
+                return self._decide(
+                    answer, Outcome.ANSWER, resolved, sentiment, intent, 1.0, facts=answer
+                )
+            return self._decide((self._prompt("clarify"),), Outcome.CLARIFY, cleared, sentiment)
         return None
+
+    # ------------------------------------------------------------ building
+
+    def _from_step(
+        self,
+        step: Step,
+        before: DialogueState,
+        sentiment: float,
+        intent: str | None,
+        confidence: float,
+    ) -> Decision:
+        if step.escalate is not None:
+            return self._offer_handoff(
+                step.state, step.escalate, sentiment, step.sentences, intent, confidence
+            )
+        decision = self._decide(
+            step.sentences,
+            step.outcome,
+            step.state,
+            sentiment,
+            intent,
+            confidence,
+            facts=step.facts,
+        )
+        from voicebot.dialogue.accounts import ActionResult
+
+        action = step.action if isinstance(step.action, ActionResult) else None
+        return replace(decision, action=action)
+
+    def _decide(
+        self,
+        sentences: Sequence[str],
+        outcome: Outcome,
+        state: DialogueState,
+        sentiment: float,
+        intent: str | None = None,
+        confidence: float = 0.0,
+        alternatives: tuple[tuple[str, float], ...] = (),
+        *,
+        facts: Sequence[str] = (),
+    ) -> Decision:
+        sentences = tuple(sentences)
+        tone = tone_for(state.sentiments)
+        if tone.apologize and outcome in (Outcome.ANSWER, Outcome.OFFER):
+            sentences = (self._prompt("sorry"), *sentences)  # tone guidance, for templates
+        plan = ReplyPlan(
+            act=outcome.value,
+            template_sentences=sentences,
+            intent=intent,
+            facts=tuple(facts),
+            tone=tone,
+            history=state.history,
+            verified=state.verified is not None,
+            verbatim=outcome not in (Outcome.ANSWER, Outcome.CLARIFY, Outcome.OFFER),
+        )
+        return Decision(
+            sentences,
+            outcome,
+            self._said(state, sentences),
+            intent,
+            confidence,
+            sentiment,
+            alternatives,
+            plan=plan,
+        )
+
+    def _said(self, state: DialogueState, sentences: Sequence[str]) -> DialogueState:
+        if not sentences:
+            return state
+        text = " ".join(sentences)
+        history = (*state.history, ("bot", text))[-HISTORY_TURNS:]
+        return replace(state, history=history, last_reply=tuple(sentences))
+
+    def _finish(self, decision: Decision, text: str) -> Decision:
+        plan = decision.plan
+        if plan is not None:
+            decision = replace(decision, plan=replace(plan, caller_text=text))
+        return decision
 
     def _offer_handoff(
         self,
@@ -298,12 +435,12 @@ class DialogueCore:
     ) -> Decision:
         key = _OFFER_PROMPTS.get(reason, "handoff_offer")
         offered = replace(state, pending="handoff", handoff_reason=reason)
-        return Decision(
+        decision = self._decide(
             (*before, self._prompt(key)),
             Outcome.HANDOFF_OFFER,
             offered,
+            sentiment,
             intent,
             confidence,
-            sentiment,
-            handoff=Handoff(reason),
         )
+        return replace(decision, handoff=Handoff(reason))

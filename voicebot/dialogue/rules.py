@@ -23,6 +23,10 @@ _AFFIRM = re.compile(
 _DENY = re.compile(r"^(no|nope|nah|not really|no thanks|no thank you|don't|do not)\b")
 _GREETING = re.compile(r"^(hello|hi|hey|hiya|good (morning|afternoon|evening)|morning)\b")
 _THANKS = re.compile(r"\b(thank you|thanks|cheers|much appreciated)\b")
+_REPEAT = re.compile(
+    r"\b(say that again|repeat (that|it|yourself|please)|come again|pardon|"
+    r"what did you (just )?say|(can|could) you repeat)\b|^(sorry|what)\??$"
+)
 _GOODBYE = re.compile(r"\b(bye|goodbye|good bye|that's all|that is all|nothing else)\b")
 
 
@@ -65,3 +69,8 @@ def is_greeting(text: str) -> bool:
 def is_goodbye(text: str) -> bool:
     """The caller is ending the conversation."""
     return bool(_GOODBYE.search(normalise(text)))
+
+
+def asks_to_repeat(text: str) -> bool:
+    """The caller did not catch the bot's last reply."""
+    return bool(_REPEAT.search(normalise(text)))
