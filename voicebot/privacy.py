@@ -110,6 +110,9 @@ _DIGITS_RE: Final = re.compile(r"[0-9]+")
 # spoken or typed number never does (ordinals aside), so their digits are not personal data.
 _TOKEN_RE: Final = re.compile(r"[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*")
 _GLUED_RE: Final = re.compile(r"[A-Za-z][0-9]|[0-9][A-Za-z]")
+# Carrier ids (a Twilio SID: two capitals and 32 hex digits) are random hex, so about one
+# in 150 holds a 15-digit run: never a card, even though glued digit runs otherwise are.
+_SID_RE: Final = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9a-f]{32}(?![A-Za-z0-9])")
 _ORDINAL_RE: Final = re.compile(r"[0-9]+(?:st|nd|rd|th)", re.I)
 # IPv4 addresses in logs ("127.0.0.1") are not sort codes.
 _IPV4_RE: Final = re.compile(r"(?<![0-9.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])")
@@ -368,6 +371,7 @@ class Redactor:
         for tok in _TOKEN_RE.finditer(t):
             if _GLUED_RE.search(tok[0]) and not _ORDINAL_RE.fullmatch(tok[0]):
                 masked[tok.start() : tok.end()] = b"\x02" * (tok.end() - tok.start())
+        sids = [(sid.start(), sid.end()) for sid in _SID_RE.finditer(t)]
         for ip in _IPV4_RE.finditer(t):
             masked[ip.start() : ip.end()] = b"\x02" * (ip.end() - ip.start())
         for m in matches:
@@ -377,6 +381,8 @@ class Redactor:
                     found.append(("date_of_birth", m.start(), m.end()))
         for run in _RUN_RE.finditer(t):
             digits = "".join(_DIGITS_RE.findall(run[0]))  # cards fail closed, even in ids
+            if any(a <= run.start() and run.end() <= b for a, b in sids):
+                continue  # inside a carrier id
             if self._on["card_number"] and (
                 len(digits) >= 15 or (len(digits) >= 13 and luhn_valid(digits))
             ):

@@ -170,6 +170,8 @@ def test_redacts(said: str, expected: str) -> None:
         "call CAdff6ea39148243a1b2c3d4e5f60718 ended",
         "9f1c2e7a-4b3d-4e8f-a1c2-d3e4f5a6b7c8",  # (15+ digits in a row would read as a card)
         "stream MZ18ad3ab5a668481ce02b83e7395059f0",
+        # a real call sid from a CI run: 16 digits in a row, still not a card
+        "CA5d070e5b6291123910774897f09e6073",
         '127.0.0.1 [28/Nov/2026:21:17:01 +0000] "GET /metrics HTTP/1.1" 200 8901',
         "connection from 192.168.10.200 closed",
     ],
