@@ -474,7 +474,7 @@ class Call:
             log.error("call %s: speech synthesis failed: %r", self._call_id, exc)
             self.metrics.model_errors.labels(stage="tts").inc()
             if reply.turn is not None and not reply.audible and not reply.cleared:
-                self._apologise_from_cache(reply)  # an answer, never a prompt: no loop
+                self._apologise_from_cache(reply, record)  # an answer, never a prompt: no loop
         except ConnectionClosed:
             log.info("call %s: connection closed while speaking", self._call_id)
         except Exception:
@@ -495,14 +495,27 @@ class Call:
             stream = engines.phrase(plan, decision.state.verified)
         return SentenceSource(decision.sentences, self.services.workers, stream)
 
-    def _apologise_from_cache(self, failed: Reply) -> None:
+    def _apologise_from_cache(self, failed: Reply, record: TurnRecord | None = None) -> None:
         """TTS failed before the caller heard anything: say the apology, which is cached
-        (pinned at start-up), so it plays without the voice that just failed."""
+        (pinned at start-up), so it plays without the voice that just failed.
+
+        The caller's turn is still recorded (what they said, what the bot decided, and
+        that the voice failed), so QA sees it; the undelivered decision's state is not
+        adopted, since the caller never heard it."""
         if self.reply is not failed or self.record is None:
             return
         self._finish(failed)
         decision = self.services.dialogue.apology(self.state)
-        self.state = decision.state  # the failure counts even though no turn is recorded
+        self.state = decision.state  # the failure counts
+        if record is not None:
+            record.index = len(self.record.turns) + 1
+            record.started_s = round(self._turn_start, 3)
+            speech_end = failed.speech_end if failed.speech_end is not None else self.now()
+            record.ended_s = round(speech_end, 3)
+            record.outcome = "tts_failed"
+            record.timings["tts_failed"] = 1.0
+            self.record.turns.append(record)
+            self._save()
         self._start_prompt("apology", decision)
 
     def _commit(self, reply: Reply) -> None:

@@ -206,5 +206,9 @@ async def test_when_the_voice_hangs_the_caller_still_hears_an_apology(services, 
         services, tmp_path, ["How do I close my account?"], synthesizer=HangingVoice()
     )
     assert [p["kind"] for p in transcript["prompts"]] == ["greeting", "apology"]
+    # The caller's turn is kept for QA, marked as one the voice failed to deliver.
+    [turn] = transcript["turns"]
+    assert "close" in turn["caller_text"].lower() and turn["outcome"] == "tts_failed"
+    assert turn["intent"] and turn["bot_text"]
     heard = await transcribe_async(services, tmp_path / "dial" / "bot.wav", call.turns[0][1])
     assert "went wrong" in heard.lower(), heard
