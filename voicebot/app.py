@@ -173,10 +173,34 @@ async def prepare_answers(services: CallServices) -> None:
     )
 
 
+#: Concurrent calls one CPU core carried within the capacity bounds (p95 voice-to-voice
+#: <= 1.5 s, < 1% late audio) with the CPU defaults: 2 calls on the 2-core dev machine
+#: (bench/RESULTS.md, "Capacity under load").
+CALLS_PER_CPU_CORE = 1.0
+#: Not measured yet (issue 3's batched GPU worker): a conservative guess, to be replaced.
+CALLS_PER_GPU = 16
+
+
+def estimated_max_calls(config: Config, cpu_count: int | None = None) -> int:
+    """`server.max_calls`, or when it is 0 an estimate from this machine's hardware."""
+    if config.server.max_calls > 0:
+        return config.server.max_calls
+    if config.asr.device.startswith("cuda"):
+        return CALLS_PER_GPU
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    return max(1, int(cores * CALLS_PER_CPU_CORE))
+
+
 def build_server(services: CallServices) -> MediaServer:
     """The media server with this bot's call handler, /healthz and /metrics."""
     config = services.config
     started = time.time()
+    max_calls = estimated_max_calls(config)
+    log.info(
+        "admitting up to %d concurrent calls%s",
+        max_calls,
+        " (estimated from the hardware)" if config.server.max_calls <= 0 else "",
+    )
 
     async def handle(conn: CallConnection) -> None:
         async with Call(conn, services) as call:
@@ -189,7 +213,8 @@ def build_server(services: CallServices) -> MediaServer:
             "status": "ok" if recording["ok"] else "degraded",
             "recording": recording,
             "active_calls": server.active_connections,
-            "max_calls": config.server.max_calls,
+            "max_calls": max_calls,
+            "max_calls_estimated": config.server.max_calls <= 0,
             "uptime_s": round(time.time() - started, 1),
             "speech_cache": {
                 "phrases": len(services.workers.speech_cache),
@@ -222,7 +247,7 @@ def build_server(services: CallServices) -> MediaServer:
     server = MediaServer(
         handle,
         settings,
-        accept_call=lambda: server.active_connections < config.server.max_calls,
+        accept_call=lambda: server.active_connections < max_calls,
         extra_routes=[web.get("/healthz", healthz), web.get("/metrics", metrics)],
     )
     return server

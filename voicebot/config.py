@@ -34,6 +34,8 @@ class ServerConfig:
     data_dir: str = "data"
     #: The URL carriers use to reach this server (behind a proxy), e.g. https://bot.example.com.
     public_url: str = ""
+    #: Calls answered at once; past it new calls are refused cleanly. 0: estimate it from
+    #: the hardware (see `voicebot.app.estimated_max_calls`).
     max_calls: int = 8
     log_level: str = "INFO"
     #: End a call whose carrier sends nothing for this long (it streams every 20 ms).
