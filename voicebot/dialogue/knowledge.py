@@ -129,6 +129,12 @@ class KnowledgeGraph:
                 raise PackError(f"{path}: not valid Turtle: {exc}") from exc
         return cls(graph, source=str(pack_dir))
 
+    @property
+    def rdf(self) -> Graph:
+        """The parsed graph, for components that run their own prepared SPARQL queries
+        (entity linking). Callers must bind caller text as values, never splice it."""
+        return self._graph
+
     # ------------------------------------------------------------------ queries
 
     def _select(self, key: str, **bindings: Any) -> list[Any]:

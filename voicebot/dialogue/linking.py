@@ -169,9 +169,8 @@ def _select(rdf: Graph, key: str, **bindings: Any) -> list[Any]:
 
 
 def _rdf(graph: KnowledgeGraph) -> Graph:
-    """The rdflib graph behind ``graph``: KnowledgeGraph has no public accessor for it."""
-    rdf: Graph = graph._graph
-    return rdf
+    """The rdflib graph behind ``graph``, for the linker's own prepared queries."""
+    return graph.rdf
 
 
 class EntityLinker:
