@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +19,16 @@ import numpy.typing as npt
 from models.weights import resolve
 
 log = logging.getLogger(__name__)
+
+
+def mean_pool(hidden: Any, attention_mask: Any) -> Any:
+    """Unit-length mean of the token vectors that are not padding (torch tensors), as
+    sentence-transformers pools this model; the intent classifier pools the same way."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    return torch.nn.functional.normalize(pooled.float(), dim=-1)
 
 
 class MiniLmEmbedder:
@@ -56,9 +67,7 @@ class MiniLmEmbedder:
                     return_tensors="pt",
                 )
                 hidden = self._model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+                pooled = mean_pool(hidden, batch["attention_mask"])
                 out.append(pooled.numpy().astype(np.float32))
         if not out:
             return np.zeros((0, self.dimension), dtype=np.float32)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from models.embedder_minilm import mean_pool
 from models.finetune import load_model
 
 log = logging.getLogger(__name__)
@@ -153,10 +154,7 @@ class IntentClassifier:
                     return_tensors="pt",
                 ).to(self._device)
                 out = self._model(**batch, output_hidden_states=True)
-                hidden = out.hidden_states[-1]
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+                pooled = mean_pool(out.hidden_states[-1], batch["attention_mask"])
                 logits.append(out.logits.float().cpu().numpy())
                 vectors.append(pooled.cpu().numpy())
         if not logits:

@@ -508,13 +508,9 @@ class Call:
         decision = self.services.dialogue.apology(self.state)
         self.state = decision.state  # the failure counts
         if record is not None:
-            record.index = len(self.record.turns) + 1
-            record.started_s = round(self._turn_start, 3)
-            speech_end = failed.speech_end if failed.speech_end is not None else self.now()
-            record.ended_s = round(speech_end, 3)
             record.outcome = "tts_failed"
             record.timings["tts_failed"] = 1.0
-            self.record.turns.append(record)
+            self._add_turn(record, failed)
             self._save()
         self._start_prompt("apology", decision)
 
@@ -542,12 +538,7 @@ class Call:
         reply.record = record
         record.bot_started_s = round(self.now(), 3)
         record.timings["tts_first_audio_ms"] = round(tts_ms, 1)
-        speech_end = reply.speech_end if reply.speech_end is not None else self.now()
-        record.ended_s = round(speech_end, 3)
-        record.started_s = round(self._turn_start, 3)
-        if self.record is not None:
-            record.index = len(self.record.turns) + 1
-            self.record.turns.append(record)
+        self._add_turn(record, reply)
         for stage in ("asr_ms", "dialogue_ms", "tts_first_audio_ms"):
             if stage in record.timings:
                 self.metrics.observe_ms(stage[:-3], record.timings[stage])
@@ -555,6 +546,15 @@ class Call:
         self._note_handoff(decision, record)
         self._note_action(decision)
         self._save()  # on disk now, not only once the answer is over
+
+    def _add_turn(self, record: TurnRecord, reply: Reply) -> None:
+        """Place a caller turn on the call clock and append it to the call's record."""
+        speech_end = reply.speech_end if reply.speech_end is not None else self.now()
+        record.ended_s = round(speech_end, 3)
+        record.started_s = round(self._turn_start, 3)
+        if self.record is not None:
+            record.index = len(self.record.turns) + 1
+            self.record.turns.append(record)
 
     def _note_action(self, decision: Decision) -> None:
         """An account action the caller confirmed (freeze, replacement, dispute)."""

@@ -52,13 +52,9 @@ class SentenceSource:
         except Exception as exc:  # a broken or stuck engine: say what the policy decided
             log.error("reply engine failed after %d sentences: %r", self.spoken, exc)
             text = None
+        if text is None:  # ended, or failed; with nothing said yet, use the templates
+            self._stream = None
             if self.spoken == 0:
-                self._queue = list(self._template)
-            self._stream = None
-            return
-        if text is None:
-            self._stream = None
-            if self.spoken == 0:  # an empty reply is no reply: use the templates
                 self._queue = list(self._template)
             return
         self._queue = list(speech_parts((text,)))

@@ -117,7 +117,7 @@ class DialogueCore:
         if state.collecting_digits and self.tasks is not None:
             step = self.tasks.on_keys(state, digit)
             if step is not None:
-                return self._from_step(step, state, 0.0, None, 0.0)
+                return self._from_step(step, 0.0, None, 0.0)
         if digit == "0":
             reason = "caller pressed 0"
             new = replace(state, pending=None, pending_intent=None, transferred=True)
@@ -166,7 +166,7 @@ class DialogueCore:
             found = self.read_slots(text) if state.stage == "choose" else ()
             step = self.tasks.on_turn(state, text, yes, no, found)
             if step is not None:  # the turn answered the task: record the task, not a guess
-                decision = self._from_step(step, state, sentiment, state.task, 1.0)
+                decision = self._from_step(step, sentiment, state.task, 1.0)
                 return replace(decision, slots=found)
             state = self.tasks.clear(state)  # the caller moved on
         pending = self._answer_pending(state, text, sentiment, yes, no)
@@ -239,7 +239,7 @@ class DialogueCore:
             state = replace(state, misunderstandings=0)
             if intent in ACCOUNT_INTENTS and self.tasks is not None:
                 step = self.tasks.start(state, ACCOUNT_INTENTS[intent], text)
-                return self._from_step(step, state, sentiment, intent, confidence)
+                return self._from_step(step, sentiment, intent, confidence)
             answer = self.answer(intent) if intent not in ACCOUNT_INTENTS else ()
             if upset or falling:
                 why = "strong negative sentiment" if upset else "falling sentiment"
@@ -326,7 +326,7 @@ class DialogueCore:
         if state.pending == "offer" and intent is not None and self.tasks is not None:
             if yes:
                 step = self.tasks.start(cleared, intent, text)
-                return self._from_step(step, cleared, sentiment, intent, 1.0)
+                return self._from_step(step, sentiment, intent, 1.0)
             return self._decide(
                 (self._prompt("action_cancelled"), self._prompt("anything_more")),
                 Outcome.ACTION_CANCELLED,
@@ -338,7 +338,7 @@ class DialogueCore:
                 resolved = replace(cleared, misunderstandings=0)
                 if intent in ACCOUNT_INTENTS and self.tasks is not None:
                     step = self.tasks.start(resolved, ACCOUNT_INTENTS[intent], text)
-                    return self._from_step(step, resolved, sentiment, intent, 1.0)
+                    return self._from_step(step, sentiment, intent, 1.0)
                 answer = self.answer(intent)
                 return self._decide(
                     answer, Outcome.ANSWER, resolved, sentiment, intent, 1.0, facts=answer
@@ -351,7 +351,6 @@ class DialogueCore:
     def _from_step(
         self,
         step: Step,
-        before: DialogueState,
         sentiment: float,
         intent: str | None,
         confidence: float,
@@ -369,10 +368,7 @@ class DialogueCore:
             confidence,
             facts=step.facts,
         )
-        from voicebot.dialogue.accounts import ActionResult
-
-        action = step.action if isinstance(step.action, ActionResult) else None
-        return replace(decision, action=action)
+        return replace(decision, action=step.action)
 
     def _decide(
         self,

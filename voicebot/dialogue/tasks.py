@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import date
 from decimal import Decimal
 
 from voicebot.dialogue import identity, rules
@@ -24,6 +25,7 @@ from voicebot.dialogue.accounts import (
     AccountError,
     AccountStore,
     AccountView,
+    ActionResult,
     Transaction,
     Verified,
 )
@@ -46,7 +48,7 @@ class Step:
     sentences: tuple[str, ...]
     outcome: Outcome
     state: DialogueState
-    action: object | None = None
+    action: ActionResult | None = None
     #: Verification failed for good: the core offers a person.
     escalate: str | None = None
     #: Facts spoken in this step (for an LLM engine's grounding and guardrail).
@@ -63,11 +65,8 @@ def spell(reference: str) -> str:
     return " ".join(reference)
 
 
-def say_day(day: object) -> str:
+def say_day(day: date) -> str:
     """A date as spoken: 2026-11-26 -> "26th of November"."""
-    from datetime import date
-
-    assert isinstance(day, date)
     n = day.day
     suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix} of {day.strftime('%B')}"
@@ -94,8 +93,7 @@ class AccountTasks:
             return self._run(state)
         found = identity.account_number(text, ACCOUNT_DIGITS)
         if found is not None:  # "my account is 1234 5678": no need to ask for it
-            asked = replace(state, stage="secret", account_number=found)
-            return Step((self.prompt("ask_secret"),), Outcome.VERIFY, asked)
+            return self._account(state, found)
         asked = replace(state, stage="account", account_number=None)
         return Step((self.prompt("ask_account"),), Outcome.VERIFY, asked)
 
@@ -168,11 +166,16 @@ class AccountTasks:
 
     # --------------------------------------------------------- verification
 
-    def _ask_again(self, state: DialogueState, key: str) -> Step:
+    def _ask_again(self, state: DialogueState, key: str, *, restart: bool = False) -> Step:
+        """One more failed attempt: say `key`, or give up after the last one. `restart`:
+        the details did not match, so start again from the account number."""
         failures = state.verify_failures + 1
         if failures >= MAX_VERIFY_FAILURES:
             return self._lock(state)
-        return Step((self.prompt(key),), Outcome.VERIFY, replace(state, verify_failures=failures))
+        again = replace(state, verify_failures=failures)
+        if restart:
+            again = replace(again, stage="account", account_number=None)
+        return Step((self.prompt(key),), Outcome.VERIFY, again)
 
     def _account(self, state: DialogueState, number: str | None) -> Step:
         if number is None:
@@ -180,18 +183,11 @@ class AccountTasks:
         asked = replace(state, stage="secret", account_number=number)
         return Step((self.prompt("ask_secret"),), Outcome.VERIFY, asked)
 
-    def _verify(self, state: DialogueState, *, born: object, pin: str | None) -> Step:
-        from datetime import date
-
+    def _verify(self, state: DialogueState, *, born: date | None, pin: str | None) -> Step:
         number = state.account_number or ""
-        birth = born if isinstance(born, date) else None
-        verified = self.store.verify(number, birth_date=birth, pin=pin)
+        verified = self.store.verify(number, birth_date=born, pin=pin)
         if verified is None:
-            failures = state.verify_failures + 1
-            if failures >= MAX_VERIFY_FAILURES:
-                return self._lock(state)
-            again = replace(state, stage="account", account_number=None, verify_failures=failures)
-            return Step((self.prompt("verify_failed"),), Outcome.VERIFY, again)
+            return self._ask_again(state, "verify_failed", restart=True)
         done = replace(state, verified=verified, verify_failures=0, account_number=None)
         step = self._run(done)
         return replace(step, sentences=(self.prompt("verified"), *step.sentences))
