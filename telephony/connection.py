@@ -36,10 +36,16 @@ class CarrierCodec(Protocol):
 
 Sender = Callable[[WireMessage], Awaitable[None]]
 Closer = Callable[[int, str], Awaitable[None]]
+#: Hands the call to a person (SIP REFER, a Twilio REST redirect); takes the reason.
+Transferer = Callable[[str], Awaitable[None]]
 
 
 class ConnectionClosed(Exception):
     """The carrier connection is gone; nothing more can be sent."""
+
+
+class TransferFailed(Exception):
+    """The carrier could not hand the call to a person (no target, refused, timed out)."""
 
 
 class CallConnection:
@@ -64,6 +70,8 @@ class CallConnection:
         self.overflowed = False
         #: Sees every raw message in ("in") and out ("out"), e.g. to capture a call.
         self.tap: Callable[[str, WireMessage], None] | None = None
+        #: Set by the front door that knows how to hand this carrier's calls to a person.
+        self.transferer: Transferer | None = None
         self._send = send
         self._close = close
         self._events: deque[Event] = deque()
@@ -144,6 +152,17 @@ class CallConnection:
     async def clear(self) -> None:
         """Drop audio the carrier has queued but not played."""
         await self._send_all(self.codec.clear())
+
+    @property
+    def can_transfer(self) -> bool:
+        """True when this carrier connection can hand the call to a person."""
+        return self.transferer is not None
+
+    async def transfer(self, reason: str) -> None:
+        """Hand the call to a person; raises `TransferFailed` (the call is then still ours)."""
+        if self.transferer is None:
+            raise TransferFailed(f"{self.carrier} calls cannot be transferred here")
+        await self.transferer(reason)
 
     async def close(self, code: int = 1000, reason: str = "call ended") -> None:
         """End the connection (idempotent)."""
