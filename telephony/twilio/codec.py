@@ -10,7 +10,6 @@ loop down. Wire format: https://www.twilio.com/docs/voice/media-streams/websocke
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Callable
 from types import MappingProxyType
@@ -24,36 +23,31 @@ from telephony.events import (
     AudioIn,
     CallEnded,
     CallStarted,
-    DtmfDigit,
     Event,
-    MarkPlayed,
     MediaFormat,
     ProtocolError,
     WireMessage,
 )
 from telephony.g711 import ulaw_decode, ulaw_encode
 from telephony.resample import StreamResampler
+from telephony.wire import (
+    CodecStateError,
+    as_int,
+    decode_base64,
+    dtmf_event,
+    mark_event,
+    parse_json_object,
+)
+
+__all__ = ["CodecStateError", "TwilioCodec"]
 
 CARRIER = "twilio"
 TWILIO_ENCODING = "audio/x-mulaw"
 TWILIO_RATE = 8000
-DTMF_DIGITS = frozenset("0123456789*#ABCD")
 #: Twilio sends 20 ms (160 bytes); anything above one second of audio is not Twilio.
 MAX_MEDIA_BYTES = TWILIO_RATE
 #: No legitimate Twilio message comes close to this.
 MAX_MESSAGE_CHARS = 64 * 1024
-
-
-class CodecStateError(RuntimeError):
-    """Outbound use before the stream has started (a bug in the caller of the codec)."""
-
-
-def _as_int(value: Any) -> int | None:
-    """Twilio sends numbers as strings; accept both and reject junk quietly."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 class TwilioCodec:
@@ -74,19 +68,12 @@ class TwilioCodec:
 
     def receive(self, message: WireMessage) -> list[Event]:
         """Parse one websocket message from Twilio."""
-        if isinstance(message, bytes):
-            return [ProtocolError("binary frame received; Twilio sends JSON text")]
-        if len(message) > MAX_MESSAGE_CHARS:
-            return [ProtocolError(f"message of {len(message)} chars exceeds {MAX_MESSAGE_CHARS}")]
-        try:
-            data = json.loads(message)
-        except json.JSONDecodeError as exc:
-            return [ProtocolError(f"invalid JSON: {exc.msg} at char {exc.pos}")]
-        if not isinstance(data, dict) or not isinstance(data.get("event"), str):
-            return [ProtocolError("message is not a JSON object with an 'event' string")]
+        data = parse_json_object(message, MAX_MESSAGE_CHARS)
+        if isinstance(data, ProtocolError):
+            return [data]
         if self.ended:
             return [ProtocolError(f"'{data['event']}' after stop ignored")]
-        sequence = _as_int(data.get("sequenceNumber"))
+        sequence = as_int(data.get("sequenceNumber"))
         if sequence is not None:
             if sequence <= self._last_sequence:
                 self.duplicates_dropped += 1
@@ -114,8 +101,8 @@ class TwilioCodec:
         if not isinstance(fmt, dict):
             fmt = {}
         encoding = str(fmt.get("encoding", TWILIO_ENCODING))
-        rate = _as_int(fmt.get("sampleRate", TWILIO_RATE))
-        channels = _as_int(fmt.get("channels", 1))
+        rate = as_int(fmt.get("sampleRate", TWILIO_RATE))
+        channels = as_int(fmt.get("channels", 1))
         if encoding != TWILIO_ENCODING or rate != TWILIO_RATE or channels != 1:
             return [ProtocolError(f"unsupported media format {fmt!r}", fatal=True)]
         raw_params = start.get("customParameters") or {}
@@ -144,30 +131,21 @@ class TwilioCodec:
             return [ProtocolError("'media' without a payload string")]
         if media.get("track", "inbound") not in ("inbound", "inbound_track"):
             return []
-        try:
-            ulaw = base64.b64decode(media["payload"], validate=True)
-        except (binascii.Error, ValueError):
+        ulaw = decode_base64(media["payload"])
+        if ulaw is None:
             return [ProtocolError("'media' payload is not valid base64")]
         if not ulaw:
             return []
         if len(ulaw) > MAX_MEDIA_BYTES:
             return [ProtocolError(f"'media' payload of {len(ulaw)} bytes is too large")]
         pcm = self._inbound.process(ulaw_decode(ulaw))
-        return [AudioIn(pcm, _as_int(media.get("timestamp")), _as_int(media.get("chunk")))]
+        return [AudioIn(pcm, as_int(media.get("timestamp")), as_int(media.get("chunk")))]
 
     def _on_dtmf(self, data: dict[str, Any]) -> list[Event]:
-        dtmf = data.get("dtmf")
-        digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
-        if not isinstance(digit, str) or digit not in DTMF_DIGITS:
-            return [ProtocolError(f"'dtmf' with invalid digit {str(digit)[:8]!r}")]
-        return [DtmfDigit(digit)]
+        return [dtmf_event(data)]
 
     def _on_mark(self, data: dict[str, Any]) -> list[Event]:
-        mark = data.get("mark")
-        name = mark.get("name") if isinstance(mark, dict) else None
-        if not isinstance(name, str):
-            return [ProtocolError("'mark' without a name")]
-        return [MarkPlayed(name)]
+        return [mark_event(data)]
 
     def _on_stop(self, data: dict[str, Any]) -> list[Event]:
         self.ended = True

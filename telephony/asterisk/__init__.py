@@ -1,0 +1,1 @@
+"""Asterisk: chan_websocket and AudioSocket (sans-I/O codecs, the AudioSocket TCP server)."""

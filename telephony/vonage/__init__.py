@@ -1,0 +1,1 @@
+"""Vonage Voice API websockets (sans-I/O codec)."""
