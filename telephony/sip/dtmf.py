@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from telephony.sip.rtp import RtpError
@@ -132,3 +133,46 @@ def digit_packets(
     end = TelephoneEvent(event, True, volume, step * updates).to_bytes()
     packets.extend(EventPacket(False, end) for _ in range(3))
     return packets
+
+
+@dataclass(slots=True)
+class _Press:
+    packets: deque[EventPacket]
+    on_done: Callable[[bool], None]
+    timestamp: int | None = None
+
+
+class DtmfSender:
+    """Outbound key presses, one packet per media tick (sans-I/O; the ticker sends).
+
+    Every packet of a press reuses the RTP timestamp of the tick it started on, while
+    the media clock keeps running, so audio after the press resumes at the right time.
+    """
+
+    def __init__(self) -> None:
+        self._presses: deque[_Press] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._presses)
+
+    def add(self, digit: str, on_done: Callable[[bool], None], *, duration_ms: int = 100) -> None:
+        """Queue a press; `on_done(True)` once its last packet is taken, `(False)` if cancelled."""
+        self._presses.append(_Press(deque(digit_packets(digit, duration_ms=duration_ms)), on_done))
+
+    def next_packet(self, timestamp: int) -> tuple[EventPacket, int] | None:
+        """The packet for the tick at `timestamp` and the RTP timestamp to send it with."""
+        if not self._presses:
+            return None
+        press = self._presses[0]
+        if press.timestamp is None:
+            press.timestamp = timestamp
+        packet = press.packets.popleft()
+        if not press.packets:
+            self._presses.popleft()
+            press.on_done(True)
+        return packet, press.timestamp
+
+    def cancel(self) -> None:
+        """Drop every queued press (the call is closing)."""
+        while self._presses:
+            self._presses.popleft().on_done(False)

@@ -35,6 +35,9 @@ import enum
 from collections import deque
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from telephony.sip.rtp import RtpPacket, SequenceExtender, ts_diff
 
 #: The RFC 3550 jitter estimator's gain.
@@ -116,6 +119,7 @@ class JitterBuffer:
         self._played: deque[int] = deque(maxlen=_PLAYED_MEMORY)
         self._next: int | None = None
         self._last_rel = 0
+        self._origin = 0  # media time of the first frame played: output timestamps start at 0
         self._last_samples = frame_samples
 
     # ---------------------------------------------------------------- reading
@@ -206,8 +210,12 @@ class JitterBuffer:
         """Every frame due by `now`, in order (lost ones with `payload=None`)."""
         out: list[JitterFrame] = []
         while self._packets:
-            if self._next is None:
-                self._next = min(self._packets)
+            if self._next is None:  # not started: begin once the earliest packet is due
+                head = min(self._packets)
+                if self._due(self._packets[head][0]) > now:
+                    break
+                self._next = head
+                self._origin = self._packets[head][0]
             entry = self._packets.get(self._next)
             if entry is not None:
                 rel, payload = entry
@@ -216,7 +224,7 @@ class JitterBuffer:
                 del self._packets[self._next]
                 # One byte per sample: true of G.711, the only codecs the bridge offers.
                 samples = len(payload) or self.frame_samples
-                out.append(JitterFrame(self._next, rel, payload, samples))
+                out.append(JitterFrame(self._next, rel - self._origin, payload, samples))
                 self._played.append(self._next)
                 self._advance(rel, samples)
                 continue
@@ -232,7 +240,7 @@ class JitterBuffer:
                 self._next = following
                 continue
             self.stats.lost += 1
-            out.append(JitterFrame(self._next, expected, None, spacing))
+            out.append(JitterFrame(self._next, expected - self._origin, None, spacing))
             self._advance(expected, spacing)
         return out
 
@@ -241,3 +249,14 @@ class JitterBuffer:
         self._next += 1
         self._last_rel = rel
         self._last_samples = samples
+
+
+def conceal(last: npt.NDArray[np.int16], losses_in_row: int, samples: int) -> npt.NDArray[np.int16]:
+    """PCM for a lost frame: the last good frame once at half level, then silence.
+
+    Repeating once bridges a single lost packet (the common case) without a click;
+    repeating longer turns into a buzz, and for VAD and ASR silence is the honest fill.
+    """
+    if losses_in_row == 1 and last.size == samples:
+        return (last // 2).astype(np.int16)
+    return np.zeros(samples, dtype=np.int16)

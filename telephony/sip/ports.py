@@ -8,7 +8,9 @@ in the next call's stream.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
+from collections.abc import Callable
 
 
 class PortsExhausted(RuntimeError):
@@ -54,3 +56,29 @@ class PortAllocator:
         if port in self._used:
             self._used.remove(port)
             self._free.append(port)
+
+
+async def bind_rtp(
+    host: str,
+    ports: PortAllocator,
+    protocol: Callable[[], asyncio.DatagramProtocol],
+    *,
+    attempts: int = 8,
+) -> tuple[asyncio.DatagramTransport, int]:
+    """Bind a UDP endpoint on `host` at a port from `ports`; returns it and the port.
+
+    A port another process holds is skipped (it goes back to the pool, to the back of
+    the line); raises `PortsExhausted`, or the last `OSError` after `attempts` tries.
+    """
+    loop = asyncio.get_running_loop()
+    for attempt in range(1, attempts + 1):
+        port = ports.allocate()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(protocol, local_addr=(host, port))
+        except OSError:
+            ports.release(port)
+            if attempt == attempts:
+                raise
+            continue
+        return transport, port
+    raise ValueError(f"attempts must be at least 1, got {attempts}")

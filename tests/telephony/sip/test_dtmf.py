@@ -10,6 +10,7 @@ from telephony.sip.dtmf import (
     DTMF_KEYS,
     DtmfError,
     DtmfReceiver,
+    DtmfSender,
     TelephoneEvent,
     digit_packets,
     parse_event,
@@ -76,3 +77,23 @@ def test_generated_press_round_trips(digit: str) -> None:
 def test_generating_a_non_key_is_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="DTMF"):
         digit_packets(bad)
+
+
+def test_sender_gives_one_packet_per_tick_with_the_press_timestamp() -> None:
+    sender = DtmfSender()
+    finished: list[tuple[str, bool]] = []
+    sender.add("1", lambda sent: finished.append(("1", sent)), duration_ms=40)
+    sender.add("2", lambda sent: finished.append(("2", sent)), duration_ms=40)
+    sent = []
+    tick = 1000
+    while (item := sender.next_packet(tick)) is not None:
+        sent.append(item)
+        tick += 160
+    assert [ts for _, ts in sent] == [1000] * 5 + [1800] * 5
+    receiver = DtmfReceiver()
+    assert [d for p, ts in sent if (d := receiver.receive(ts, p.payload))] == ["1", "2"]
+    assert finished == [("1", True), ("2", True)] and not sender
+
+    sender.add("3", lambda ok: finished.append(("3", ok)))
+    sender.cancel()
+    assert finished[-1] == ("3", False) and sender.next_packet(0) is None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from telephony.sip.jitter import JitterBuffer, PushResult
+import numpy as np
+
+from telephony.sip.jitter import JitterBuffer, PushResult, conceal
 from telephony.sip.rtp import RtpPacket
 
 FRAME = 160  # 20 ms at 8 kHz
@@ -139,3 +141,19 @@ def test_capacity_bounds_the_buffer() -> None:
         buffer.push(packet(n), 0.0)
     assert len(buffer) == 8
     assert buffer.stats.overflow == 11
+
+
+def test_packet_overtaken_before_playout_starts_is_still_played() -> None:
+    buffer = JitterBuffer()
+    buffer.push(packet(1), 0.0)
+    assert buffer.pop(0.0) == []  # pulled at once, as the media layer does on receive
+    assert buffer.push(packet(0), 0.001) is PushResult.ACCEPTED
+    frames = drain(buffer, 0.3)
+    assert [(f.sequence - 100, f.timestamp) for f in frames] == [(0, 0), (1, FRAME)]
+
+
+def test_concealment_repeats_once_at_half_level_then_goes_silent() -> None:
+    last = np.full(FRAME, 1000, dtype=np.int16)
+    assert (conceal(last, 1, FRAME) == 500).all()
+    assert not conceal(last, 2, FRAME).any()
+    assert conceal(last, 1, 80).size == 80 and not conceal(last, 1, 80).any()
