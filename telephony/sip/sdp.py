@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Literal
+
+Encoding = Literal["PCMU", "PCMA"]
+Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 
 #: Static payload types of RFC 3551 we accept, by encoding name.
 STATIC = {0: "PCMU", 8: "PCMA"}
-SUPPORTED = ("PCMU", "PCMA")
+SUPPORTED: dict[str, Encoding] = {"PCMU": "PCMU", "PCMA": "PCMA"}
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-_ANSWER_DIRECTION = {
+_ANSWER_DIRECTION: dict[str, Direction] = {
     "sendrecv": "sendrecv",
     "sendonly": "recvonly",
     "recvonly": "sendonly",
@@ -70,10 +74,10 @@ class Negotiated:
 
     remote_host: str
     remote_port: int
-    encoding: str
+    encoding: Encoding
     payload_type: int
     dtmf_payload_type: int | None
-    direction: str
+    direction: Direction
 
     @property
     def remote(self) -> tuple[str, int]:
@@ -177,7 +181,7 @@ def negotiate(offer: Offer) -> Negotiated:
     for media in offer.media:
         if media.media != "audio" or media.port == 0 or "RTP/AVP" not in media.proto:
             continue
-        codec: tuple[str, int] | None = None
+        codec: tuple[Encoding, int] | None = None
         dtmf: int | None = None
         for fmt in media.formats:
             if not fmt.isdigit():
@@ -185,7 +189,7 @@ def negotiate(offer: Offer) -> Negotiated:
             pt = int(fmt)
             name, rate = _encoding(media, pt)
             if codec is None and name.upper() in SUPPORTED and rate == 8000:
-                codec = (name.upper(), pt)
+                codec = (SUPPORTED[name.upper()], pt)
             elif dtmf is None and name.lower() == "telephone-event" and rate == 8000:
                 dtmf = pt
         if codec is None:
