@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 from aiohttp import WSMsgType, web
 
-from telephony.connection import CallConnection, CarrierCodec
+from telephony.connection import CallConnection, CarrierCodec, TransferFailed
 from telephony.events import (
     CallEnded,
     CallStarted,
@@ -28,6 +28,7 @@ from telephony.events import (
 )
 from telephony.twilio import stream_token
 from telephony.twilio.codec import TwilioCodec
+from telephony.twilio.rest import TransferTarget, TwilioCalls, TwilioRestError
 from telephony.twilio.signature import is_valid_signature
 from telephony.twilio.twiml import connect_stream, say_and_hangup
 
@@ -59,6 +60,9 @@ class TwilioWebhookSettings:
     #: from our own webhook (see `telephony.twilio.stream_token`).
     stream_tokens: bool = True
     stream_token_ttl_s: float = 300.0
+    #: With both set, an accepted handoff redirects the call there over the REST API.
+    rest: TwilioCalls | None = None
+    transfer_target: TransferTarget | None = None
 
     @property
     def stream_key(self) -> bytes | None:
@@ -251,6 +255,7 @@ class MediaServer:
                             await conn.close(CLOSE_POLICY, admitted)
                             return
                         event = admitted
+                        self._arm_transfer(conn, event)
                     if isinstance(event, ProtocolError):
                         log.warning("%s protocol error: %s", codec.carrier, event.message)
                         if event.fatal:
@@ -276,6 +281,22 @@ class MediaServer:
         if key is not None and (why := stream_token.verify(key, event.call_id, token)):
             return why
         return replace(event, custom_parameters=MappingProxyType(params))
+
+    def _arm_transfer(self, conn: CallConnection, event: CallStarted) -> None:
+        """Let this call be handed to a person, where the carrier and settings allow it."""
+        twilio = self.settings.twilio
+        if event.carrier != "twilio" or twilio.rest is None or twilio.transfer_target is None:
+            return
+        rest, twiml, call_sid = twilio.rest, twilio.transfer_target.twiml(), event.call_id
+
+        async def transfer(reason: str) -> None:
+            log.info("call %s: transferring to a person (%s)", call_sid, reason)
+            try:
+                await rest.update_twiml(call_sid, twiml)
+            except TwilioRestError as exc:
+                raise TransferFailed(str(exc)) from exc
+
+        conn.transferer = transfer
 
     @staticmethod
     async def _end_at_limit(codec: CarrierCodec, conn: CallConnection, *, over_time: bool) -> None:

@@ -9,6 +9,7 @@ test session; the server runs in-process on 127.0.0.1 on a free port.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -161,3 +162,15 @@ def wait_healthy(server: ServerProcess, timeout_s: float = 120) -> None:
         except OSError:
             time.sleep(0.3)
     raise AssertionError("server did not become healthy")
+
+
+async def wait_for_transcript(directory, timeout_s: float = 10.0) -> dict:
+    """transcript.json once the call has ended (its last write lands after the close)."""
+    path = directory / "transcript.json"
+    for _ in range(int(timeout_s / 0.1)):
+        if path.is_file():
+            data = json.loads(path.read_text())
+            if data.get("ended_s"):
+                return data
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} never recorded the end of the call")

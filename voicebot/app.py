@@ -29,6 +29,7 @@ from voicebot.dialogue.core import MAX_FAILURES, DialogueCore, DialogueState
 from voicebot.dialogue.engines import build_engine_with_linking
 from voicebot.dialogue.grounded import REQUIRED_PROMPTS
 from voicebot.dialogue.loader import load_dialogue
+from voicebot.handoff import twilio_transfer
 from voicebot.privacy import Redactor
 from voicebot.recording.files import parse_key
 from voicebot.reply import speech_parts
@@ -233,6 +234,7 @@ def build_server(services: CallServices) -> MediaServer:
             body=services.metrics.render(), content_type="text/plain", charset="utf-8"
         )
 
+    rest, target = twilio_transfer(config)
     settings = ServerSettings(
         idle_timeout_s=config.server.idle_timeout_s,
         max_call_s=config.server.max_call_s,
@@ -242,6 +244,8 @@ def build_server(services: CallServices) -> MediaServer:
             public_url=config.server.public_url or None,
             stream_tokens=config.twilio.stream_tokens,
             stream_token_ttl_s=config.twilio.stream_token_ttl_s,
+            rest=rest,
+            transfer_target=target,
         ),
     )
     server = MediaServer(

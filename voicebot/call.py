@@ -36,6 +36,7 @@ from telephony.events import (
     ShutdownRequested,
 )
 from voicebot.dialogue.core import Decision, DialogueState, Outcome
+from voicebot.handoff import transfer
 from voicebot.journal import CallJournal
 from voicebot.phrasing import SentenceSource
 from voicebot.playout import Playout, stop_task
@@ -101,6 +102,7 @@ class Call:
         self._ring: deque[PCM16] = deque(maxlen=preroll + barge)
         self._utterance: list[PCM16] | None = None
         self._closing: str | None = None  # why the bot is hanging up (server shutdown)
+        self._transferring = False  # a handoff to a person has been started
         self._pending = np.zeros(0, dtype=np.int16)
         self._tasks: asyncio.TaskGroup | None = None
         self._turn_start = 0.0
@@ -485,7 +487,48 @@ class Call:
             if reply.pending is not None and not reply.cleared:
                 self._commit(reply)  # decided but never audible: the turn still happened
             self._finish(reply)
+            self._maybe_transfer(reply)  # also after a barge-in: the caller said yes
         self._save()
+
+    def _maybe_transfer(self, reply: Reply) -> None:
+        """Once "I'll put you through" has gone out, hand the call to a person."""
+        decision = reply.decision
+        if (
+            decision is None
+            or decision.outcome is not Outcome.HANDOFF_ACCEPTED
+            or decision.handoff is None
+            or not reply.audible
+            or self._transferring
+            or self.conn.closed
+        ):
+            return
+        self._transferring = True
+        with contextlib.suppress(RuntimeError):  # the call is already winding down
+            self._spawn(self._hand_over(decision.handoff.reason), "transfer")
+
+    async def _hand_over(self, reason: str) -> None:
+        """Transfer the call; if the carrier cannot, tell the caller and keep helping."""
+        self._log("transfer", state="started", reason=reason)
+        result = await transfer(self.conn, reason)
+        state = "transferred" if result.ok else "transfer_failed"
+        self.metrics.handoffs.labels(state=state).inc()
+        if self.record is not None and self.record.handoff is not None:
+            self.record.handoff = {**self.record.handoff, "transfer": state, "error": result.error}
+        self._log("transfer", state=state, error=result.error)
+        if result.ok:
+            log.info("call %s: transferred to a person (%s)", self._call_id, reason)
+            if self.record is not None:
+                self.record.end_reason = self.record.end_reason or f"transferred: {reason}"
+            self._save()
+            return
+        log.warning("call %s: transfer failed: %s", self._call_id, result.error)
+        if self.reply is not None and self.reply.audible:
+            self._silence_bot(barge_in=False)
+        else:
+            self._drop_unheard_reply()
+        decision = self.services.dialogue.transfer_failed(self.state)
+        self.state = decision.state
+        self._start_prompt("transfer_failed", decision)
 
     def _sentence_source(self, decision: Decision) -> SentenceSource:
         """Templates as decided, or the configured LLM engine's wording of the plan."""

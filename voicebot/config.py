@@ -57,6 +57,13 @@ class TwilioConfig:
     #: is set and signatures are validated); others are closed with 1008.
     stream_tokens: bool = True
     stream_token_ttl_s: float = 300.0
+    #: Transfer to a person: the number or SIP URI to `<Dial>`, or a queue to `<Enqueue>`
+    #: (set one). The call is redirected over the REST API, which needs the account SID.
+    transfer_number: str = ""
+    transfer_queue: str = ""
+    account_sid_env: str = "TWILIO_ACCOUNT_SID"
+    #: The REST API's base URL (a test points it at a fake on 127.0.0.1).
+    api_url: str = "https://api.twilio.com"
 
 
 @dataclass(frozen=True)
@@ -239,6 +246,10 @@ class Config:
     def twilio_auth_token(self, env: Mapping[str, str] | None = None) -> str | None:
         """The Twilio auth token, from the environment only."""
         return (env if env is not None else os.environ).get(self.twilio.auth_token_env) or None
+
+    def twilio_account_sid(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The Twilio account SID (for the REST API), from the environment only."""
+        return (env if env is not None else os.environ).get(self.twilio.account_sid_env) or None
 
 
 def _coerce(value: Any, kind: Any, where: str) -> Any:

@@ -251,8 +251,8 @@ class RtpMedia:
         if self.direction in ("sendonly", "inactive"):
             self._stats.ignored += 1
         elif packet.payload_type == self.payload_type:
-            if not packet.payload:
-                raise RtpError("audio packet without payload")
+            if not 0 < len(packet.payload) <= RTP_RATE:  # G.711: 1 byte a sample, <= 1 s
+                raise RtpError(f"audio payload of {len(packet.payload)} bytes")
             self._jitter.push(packet, self._clock.now())
         elif packet.payload_type == self.dtmf_payload_type:
             digit = self._dtmf_in.receive(packet.timestamp, packet.payload)

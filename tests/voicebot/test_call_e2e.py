@@ -15,7 +15,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests.helpers import build_call, transcribe_async
+from tests.helpers import build_call, transcribe_async, wait_for_transcript
 from voicebot.dial import AUDIBLE_PEAK, dial
 from voicebot.transcript import safe_call_dir_name
 from voicebot.wavio import read_wav
@@ -156,8 +156,8 @@ async def test_two_concurrent_calls_do_not_mix_and_a_broken_one_hurts_neither(
         assert len(heard & foreign) <= 0.2 * len(foreign), (heard, foreign)
 
 
-async def test_pressing_zero_offers_a_person(live_server, tmp_path):
-    call = build_call(tmp_path / "quiet.wav", ["Hello."], tail_s=6.0)
+async def test_pressing_zero_without_a_transfer_target_says_so(live_server, tmp_path):
+    call = build_call(tmp_path / "quiet.wav", ["Hello."], tail_s=12.0)
     result = await dial(
         live_server.ws,
         call.path,
@@ -166,10 +166,15 @@ async def test_pressing_zero_offers_a_person(live_server, tmp_path):
         dtmf=[(3.0, "0")],
         max_wait_s=8,
     )
-    record = transcript_of(live_server, result.call_sid)
+    directory = live_server.data_dir / "calls" / safe_call_dir_name(result.call_sid)
+    record = await wait_for_transcript(directory)  # the last prompt is written at the end
     assert record["dtmf"] and record["dtmf"][0]["digit"] == "0"
-    assert [p["kind"] for p in record["prompts"]][-1] == "dtmf"
     assert record["handoff"]["state"] == "accepted" and "0" in record["handoff"]["reason"]
-    prompt_at = record["prompts"][-1]["at_s"]
-    spoken = await transcribe_async(live_server.services, tmp_path / "out" / "bot.wav", prompt_at)
-    assert words(record["prompts"][-1]["bot_text"]) & words(spoken)
+    # This server has no transfer target: the caller is told so, not left waiting.
+    assert [p["kind"] for p in record["prompts"]][-2:] == ["dtmf", "transfer_failed"]
+    assert record["handoff"]["transfer"] == "transfer_failed"
+    for prompt in record["prompts"][-2:]:
+        spoken = await transcribe_async(
+            live_server.services, tmp_path / "out" / "bot.wav", prompt["at_s"]
+        )
+        assert words(prompt["bot_text"]) & words(spoken), prompt

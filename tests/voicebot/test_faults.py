@@ -21,6 +21,7 @@ from tests.helpers import (
     build_call,
     spawn_server,
     transcribe_async,
+    wait_for_transcript,
     wait_healthy,
 )
 from tests.telephony.serving import start_on_free_port
@@ -36,18 +37,6 @@ FRAME = 160
 def read_text(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         return response.read().decode()
-
-
-async def wait_for_transcript(directory, timeout_s: float = 10.0) -> dict:
-    """transcript.json once the call has ended (its last write lands after the close)."""
-    path = directory / "transcript.json"
-    for _ in range(int(timeout_s / 0.1)):
-        if path.is_file():
-            data = json.loads(path.read_text())
-            if data.get("ended_s"):
-                return data
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{path} never recorded the end of the call")
 
 
 async def test_a_socket_dropped_mid_call_is_recorded_and_marked_dropped(live_server, tmp_path):

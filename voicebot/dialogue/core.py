@@ -103,6 +103,11 @@ class DialogueCore:
         """The service is going down mid-call: say so, and hang up once it is heard."""
         return Decision((self._prompt("shutdown"),), Outcome.CLOSING, state, end_call=True)
 
+    def transfer_failed(self, state: DialogueState) -> Decision:
+        """The carrier could not put the caller through: say so, and keep helping."""
+        text = (self._prompt("transfer_failed"),)
+        return Decision(text, Outcome.TRANSFER_FAILED, self._said(state, text))
+
     def apology(self, state: DialogueState) -> Decision:
         """Something failed on our side (a model raised or timed out): apologise, keep the
         call; the second time in a call, offer a person instead of asking to try again."""

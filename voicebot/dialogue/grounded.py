@@ -39,6 +39,7 @@ REQUIRED_PROMPTS: Mapping[str, frozenset[str]] = {
         "handoff_offer_failure": set(),
         "handoff_accepted": set(),
         "handoff_declined": set(),
+        "transfer_failed": set(),
         "anything_else": set(),
         "goodbye": set(),
         "thanks_reply": set(),

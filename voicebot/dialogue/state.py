@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     HANDOFF_OFFER = "handoff_offer"
     HANDOFF_ACCEPTED = "handoff_accepted"
     HANDOFF_DECLINED = "handoff_declined"
+    TRANSFER_FAILED = "transfer_failed"
     CLOSING = "closing"
     DTMF = "dtmf"
     APOLOGY = "apology"

@@ -49,6 +49,7 @@ OUTCOMES = frozenset(
         "handoff_offer",
         "handoff_accepted",
         "handoff_declined",
+        "transfer_failed",
         "closing",
         "dtmf",
         "apology",

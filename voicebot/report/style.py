@@ -101,7 +101,7 @@ background:#fff;border:1px solid var(--line);color:#323f4b}
 .badge.o-handoff_offer,.badge.o-handoff_accepted,.badge.o-handoff_declined{background:#f3f0ff;
 border-color:#d0bfff}
 .badge.o-closing,.badge.o-greeting{background:#e7f5ff;border-color:#a5d8ff}
-.badge.o-apology{background:#fff5f5;border-color:#ffc9c9}
+.badge.o-apology,.badge.o-transfer_failed{background:#fff5f5;border-color:#ffc9c9}
 .badge.neg{background:#fff5f5;border-color:#ffc9c9}
 .badge.pos{background:#e6fcf5;border-color:#96f2d7}
 .badge.changed{outline:2px dashed var(--warn);outline-offset:1px}

@@ -205,9 +205,10 @@ async def test_junk_is_counted_never_raised(call, peer) -> None:
     peer.send(RtpPacket(13, 1, 1, 42, b"\x40"), media.local_port)  # comfort noise: not ours
     peer.send(RtpPacket(0, 2, 2, 42, b""), media.local_port)  # audio without payload
     peer.send(RtpPacket(101, 3, 3, 42, b"\x01"), media.local_port)  # short DTMF payload
-    await wait_until(lambda: media.stats.packets_in >= 5)
+    peer.send(RtpPacket(0, 4, 4, 42, b"\xff" * 9000), media.local_port)  # > 1 s in a packet
+    await wait_until(lambda: media.stats.packets_in >= 6)
     stats = media.stats
-    assert (stats.malformed, stats.ignored) == (4, 1)
+    assert (stats.malformed, stats.ignored) == (5, 1)
     assert not [e for e in events if not isinstance(e, MarkPlayed)]
 
 
