@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,7 @@ from types import MappingProxyType
 
 from aiohttp import WSMsgType, web
 
+from telephony.asterisk.websocket_codec import AsteriskWebSocketCodec
 from telephony.connection import CallConnection, CarrierCodec, TransferFailed
 from telephony.events import (
     CallEnded,
@@ -26,11 +28,14 @@ from telephony.events import (
     ShutdownRequested,
     WireMessage,
 )
+from telephony.marks import TimedCodec, run_mark_timer
+from telephony.telnyx.codec import TelnyxCodec
 from telephony.twilio import stream_token
 from telephony.twilio.codec import TwilioCodec
 from telephony.twilio.rest import TransferTarget, TwilioCalls, TwilioRestError
 from telephony.twilio.signature import is_valid_signature
 from telephony.twilio.twiml import connect_stream, say_and_hangup
+from telephony.vonage.codec import VonageCodec
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,8 @@ CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 #: The end reason of a stream that closed without the carrier saying stop.
 DROPPED = "dropped: connection closed without stop"
+#: The end reason where the carrier hangs up by closing the socket (Vonage, Asterisk).
+HUNG_UP = "hangup: carrier closed the stream"
 
 
 @dataclass
@@ -85,6 +92,9 @@ class ServerSettings:
     idle_timeout_s: float = 30.0
     #: No call lasts longer than this (a stuck or abusive stream ends here).
     max_call_s: float = 3600.0
+    #: Shared secret the non-Twilio media routes require (`?token=` or `Authorization:
+    #: Bearer`): those carriers cannot carry our per-call Twilio stream token.
+    media_secret: str | None = None
     twilio: TwilioWebhookSettings = field(default_factory=TwilioWebhookSettings)
 
 
@@ -123,12 +133,18 @@ class MediaServer:
         self._conns: set[CallConnection] = set()
         #: Set on shutdown: new calls are refused, calls in progress go on.
         self.draining = False
+        #: Call counts of this process's other front doors (AudioSocket, SIP), which share
+        #: the admission limit with the media sockets (see `active_calls`).
+        self.other_calls: list[Callable[[], int]] = []
         self.app = web.Application(client_max_size=64 * 1024)
         self.app.add_routes(
             [
                 web.get("/twilio/voice", self._twilio_voice),
                 web.post("/twilio/voice", self._twilio_voice),
                 web.get(self.settings.twilio.media_path, self._twilio_media),
+                web.get("/telnyx/media", self._carrier_media(TelnyxCodec)),
+                web.get("/vonage/media", self._carrier_media(VonageCodec)),
+                web.get("/asterisk/media", self._carrier_media(AsteriskWebSocketCodec)),
                 *extra_routes,
             ]
         )
@@ -137,6 +153,11 @@ class MediaServer:
     def active_connections(self) -> int:
         """Media sockets currently open."""
         return len(self._calls)
+
+    @property
+    def active_calls(self) -> int:
+        """Calls in progress on every front door of this process."""
+        return self.active_connections + sum(count() for count in self.other_calls)
 
     # ----------------------------------------------------------------- webhook
 
@@ -173,6 +194,37 @@ class MediaServer:
     async def _twilio_media(self, request: web.Request) -> web.StreamResponse:
         return await self._serve_media(request, TwilioCodec())
 
+    def _carrier_media(
+        self, make_codec: Callable[[], CarrierCodec]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """A media route for a carrier with no webhook of ours in front of it.
+
+        No webhook means no per-call stream token and no admission check before the
+        stream, so both happen here, before the upgrade: the shared media secret (when
+        configured) and capacity (a refused upgrade is the only refusal these carriers see).
+        """
+
+        async def route(request: web.Request) -> web.StreamResponse:
+            codec = make_codec()
+            if not self._has_media_secret(request):
+                log.warning("%s stream refused: missing or wrong media secret", codec.carrier)
+                return web.Response(status=403, text="media secret required")
+            if not self.draining and not self.accept_call():
+                log.warning("%s stream refused: at capacity", codec.carrier)
+                return web.Response(status=503, text="at capacity")
+            return await self._serve_media(request, codec)
+
+        return route
+
+    def _has_media_secret(self, request: web.Request) -> bool:
+        """True without a configured secret, or when the request carries it (constant time)."""
+        secret = self.settings.media_secret
+        if not secret:
+            return True
+        auth = request.headers.get("Authorization", "")
+        given = auth[7:] if auth[:7].lower() == "bearer " else request.query.get("token", "")
+        return hmac.compare_digest(given.strip().encode(), secret.encode())
+
     async def _serve_media(self, request: web.Request, codec: CarrierCodec) -> web.StreamResponse:
         settings = self.settings
         if self.draining:
@@ -205,11 +257,20 @@ class MediaServer:
         task.add_done_callback(self._calls.discard)
         self._conns.add(conn)
         task.add_done_callback(lambda _: self._conns.discard(conn))
+        timer = (  # emulated or locally reported marks (telephony.marks)
+            asyncio.create_task(run_mark_timer(codec, conn.push))
+            if isinstance(codec, TimedCodec)
+            else None
+        )
         try:
             await self._pump(ws, codec, conn, task)
         finally:
-            # After a carrier's own stop this is ignored; without one, the call was dropped.
-            conn.push(CallEnded(DROPPED))
+            if timer is not None:
+                timer.cancel()
+            # After a carrier's own stop this is ignored; without one, the call was dropped,
+            # unless this carrier hangs up by closing the socket cleanly.
+            hung_up = getattr(codec, "ends_by_closing", False) and ws.close_code == CLOSE_NORMAL
+            conn.push(CallEnded(HUNG_UP if hung_up else DROPPED))
             try:
                 await asyncio.wait_for(asyncio.shield(task), settings.handler_grace_s)
             except TimeoutError:

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from models.protocols import VoiceActivityDetector
 from models.weights import resolve
+from telephony.asterisk.audiosocket_server import AudioSocketServer
 from telephony.connection import CallConnection
 from telephony.server import MediaServer, ServerSettings, TwilioWebhookSettings
 from voicebot.call import Call
@@ -213,7 +214,7 @@ def build_server(services: CallServices) -> MediaServer:
             # Degraded: calls are answered, but recordings are failing (a full disk).
             "status": "ok" if recording["ok"] else "degraded",
             "recording": recording,
-            "active_calls": server.active_connections,
+            "active_calls": server.active_calls,
             "max_calls": max_calls,
             "max_calls_estimated": config.server.max_calls <= 0,
             "uptime_s": round(time.time() - started, 1),
@@ -238,6 +239,7 @@ def build_server(services: CallServices) -> MediaServer:
     settings = ServerSettings(
         idle_timeout_s=config.server.idle_timeout_s,
         max_call_s=config.server.max_call_s,
+        media_secret=config.media_secret(),
         twilio=TwilioWebhookSettings(
             auth_token=config.twilio_auth_token(),
             validate_signatures=config.twilio.validate_signatures,
@@ -251,10 +253,25 @@ def build_server(services: CallServices) -> MediaServer:
     server = MediaServer(
         handle,
         settings,
-        accept_call=lambda: server.active_connections < max_calls,
+        accept_call=lambda: server.active_calls < max_calls,
         extra_routes=[web.get("/healthz", healthz), web.get("/metrics", metrics)],
     )
     return server
+
+
+def start_audiosocket(server: MediaServer, config: Config) -> AudioSocketServer | None:
+    """The AudioSocket front door beside `server` (same handler, limits and admission)."""
+    if config.carriers.audiosocket_port <= 0:
+        return None
+    audiosocket = AudioSocketServer(
+        server.handler,
+        server.settings,
+        host=config.carriers.audiosocket_host,
+        port=config.carriers.audiosocket_port,
+        accept_call=server.accept_call,
+    )
+    server.other_calls.append(lambda: audiosocket.active_connections)
+    return audiosocket
 
 
 async def serve(config: Config) -> None:
@@ -276,6 +293,15 @@ async def serve(config: Config) -> None:
             "media streams are not authenticated: anyone who reaches /twilio/media can start "
             "a call (set TWILIO_AUTH_TOKEN and keep [twilio] validate_signatures on)"
         )
+    if server.settings.media_secret is None:
+        log.warning(
+            "Telnyx, Vonage and Asterisk media routes are not authenticated: anyone who "
+            "reaches them can start a call (set %s to a shared secret)",
+            config.carriers.media_secret_env,
+        )
+    audiosocket = start_audiosocket(server, config)
+    if audiosocket is not None:
+        await audiosocket.start()
     runner = web.AppRunner(server.app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.server.host, config.server.port)
@@ -294,7 +320,12 @@ async def serve(config: Config) -> None:
         preparing.cancel()
     log.info("shutting down: %d calls in progress", server.active_connections)
     # Still listening: new webhooks get a polite refusal, new streams a 503.
-    await server.shutdown(config.server.shutdown_grace_s)
+    shutdowns = [server.shutdown(config.server.shutdown_grace_s)]
+    if audiosocket is not None:
+        shutdowns.append(audiosocket.shutdown(config.server.shutdown_grace_s))
+    await asyncio.gather(*shutdowns)
+    if audiosocket is not None:
+        await audiosocket.close()
     await site.stop()
     await runner.cleanup()
     services.workers.close()

@@ -44,6 +44,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         overrides={
             "server": {"host": args.host, "port": args.port, "data_dir": args.data_dir},
             "recording": {"capture": True if args.capture else None},
+            "carriers": {"audiosocket_port": args.audiosocket_port},
             "llm": {
                 "engine": args.llm_engine or ("openai" if args.llm_url else None),
                 "url": args.llm_url,
@@ -221,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--llm-engine",
         choices=["template", "openai", "local"],
         help="reply engine (default template)",
+    )
+    serve.add_argument(
+        "--audiosocket-port",
+        type=int,
+        help="also take Asterisk AudioSocket calls on this TCP port (default 0: off)",
     )
     serve.add_argument("--llm-url", help="OpenAI-compatible base URL (implies --llm-engine openai)")
     serve.add_argument("--llm-model", help="model name at the endpoint, or a local model directory")

@@ -67,6 +67,19 @@ class TwilioConfig:
 
 
 @dataclass(frozen=True)
+class CarriersConfig:
+    """Carriers other than Twilio: Telnyx, Vonage, Asterisk (see README, "Carriers")."""
+
+    #: Environment variable holding the shared secret the Telnyx, Vonage and Asterisk
+    #: media routes require (`?token=` or `Authorization: Bearer`); unset: open routes.
+    media_secret_env: str = "VOICEBOT_MEDIA_SECRET"
+    #: Asterisk AudioSocket (TCP) listener; 0 = off. It has no authentication of its
+    #: own, so it binds the loopback address unless told otherwise.
+    audiosocket_port: int = 0
+    audiosocket_host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
 class VadConfig:
     """Voice activity detection."""
 
@@ -231,6 +244,7 @@ class Config:
 
     server: ServerConfig = field(default_factory=ServerConfig)
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
+    carriers: CarriersConfig = field(default_factory=CarriersConfig)
     vad: VadConfig = field(default_factory=VadConfig)
     turns: TurnConfig = field(default_factory=TurnConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
@@ -242,6 +256,10 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+
+    def media_secret(self, env: Mapping[str, str] | None = None) -> str | None:
+        """The shared media secret of the non-Twilio carriers, from the environment only."""
+        return (env if env is not None else os.environ).get(self.carriers.media_secret_env) or None
 
     def twilio_auth_token(self, env: Mapping[str, str] | None = None) -> str | None:
         """The Twilio auth token, from the environment only."""
