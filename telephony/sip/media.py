@@ -28,14 +28,14 @@ import contextlib
 import dataclasses
 import logging
 import secrets
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 
+from telephony.clock import Clock, MonotonicClock
 from telephony.events import (
     BOT_SAMPLE_RATE,
     PCM16,
@@ -68,25 +68,6 @@ MAX_CATCH_UP = 5
 Encoding = Literal["PCMU", "PCMA"]
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
 _CODECS = {"PCMU": (ulaw_decode, ulaw_encode, 0xFF), "PCMA": (alaw_decode, alaw_encode, 0xD5)}
-
-
-class MediaClock(Protocol):
-    """Monotonic seconds and a way to sleep until a moment (voicebot's `Clock` fits)."""
-
-    def now(self) -> float: ...
-    async def sleep_until(self, deadline: float) -> None: ...
-
-
-class MonotonicClock:
-    """The real clock (telephony cannot import voicebot's, so it has its own)."""
-
-    def now(self) -> float:
-        """Seconds on the monotonic clock."""
-        return time.monotonic()
-
-    async def sleep_until(self, deadline: float) -> None:
-        """Sleep until `deadline` (at once if it has passed)."""
-        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
 
 
 @dataclass(slots=True)
@@ -131,7 +112,7 @@ class RtpMedia:
 
     carrier = CARRIER
 
-    def __init__(self, sink: Callable[[Event], None], clock: MediaClock, queue_frames: int) -> None:
+    def __init__(self, sink: Callable[[Event], None], clock: Clock, queue_frames: int) -> None:
         self.local_port = 0
         self.remote: tuple[str, int] | None = None
         self.encoding: Encoding = "PCMU"
@@ -172,7 +153,7 @@ class RtpMedia:
         ports: PortAllocator,
         sink: Callable[[Event], None],
         *,
-        clock: MediaClock | None = None,
+        clock: Clock | None = None,
         queue_frames: int = 50,
         bind_attempts: int = 8,
     ) -> RtpMedia:
