@@ -24,6 +24,7 @@ from models.weights import resolve
 from telephony.asterisk.audiosocket_server import AudioSocketServer
 from telephony.connection import CallConnection
 from telephony.server import MediaServer, ServerSettings, TwilioWebhookSettings
+from telephony.sip.server import SipServer, SipSettings, parse_port_range
 from voicebot.call import Call
 from voicebot.config import Config
 from voicebot.dialogue.core import MAX_FAILURES, DialogueCore, DialogueState
@@ -274,6 +275,33 @@ def start_audiosocket(server: MediaServer, config: Config) -> AudioSocketServer 
     return audiosocket
 
 
+def build_sip(server: MediaServer, config: Config) -> SipServer | None:
+    """The SIP trunk bridge beside `server`: same handler, one admission count for both."""
+    sip = config.sip
+    if sip.port <= 0:
+        return None
+    if sip.busy_code not in (486, 503):
+        raise ValueError(f"[sip] busy_code {sip.busy_code}: use 486 or 503")
+    bridge = SipServer(
+        server.handler,
+        SipSettings(
+            host=sip.host,
+            port=sip.port,
+            public_host=sip.public_host,
+            rtp_ports=parse_port_range(sip.rtp_ports),
+            agent_uri=sip.agent_uri,
+            busy_code=sip.busy_code,
+            retry_after_s=sip.retry_after_s,
+            inbound_capacity=server.settings.inbound_capacity,
+            send_timeout_s=server.settings.send_timeout_s,
+            max_call_s=server.settings.max_call_s,
+        ),
+        accept_call=server.accept_call,
+    )
+    server.other_calls.append(lambda: bridge.active_connections)
+    return bridge
+
+
 async def serve(config: Config) -> None:
     """Run the server until SIGINT or SIGTERM, then shut down without dropping a call.
 
@@ -302,6 +330,9 @@ async def serve(config: Config) -> None:
     audiosocket = start_audiosocket(server, config)
     if audiosocket is not None:
         await audiosocket.start()
+    sip = build_sip(server, config)
+    if sip is not None:
+        await sip.start()
     runner = web.AppRunner(server.app, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, config.server.host, config.server.port)
@@ -323,7 +354,11 @@ async def serve(config: Config) -> None:
     shutdowns = [server.shutdown(config.server.shutdown_grace_s)]
     if audiosocket is not None:
         shutdowns.append(audiosocket.shutdown(config.server.shutdown_grace_s))
+    if sip is not None:
+        shutdowns.append(sip.shutdown(config.server.shutdown_grace_s))
     await asyncio.gather(*shutdowns)
+    if sip is not None:
+        await sip.close()
     if audiosocket is not None:
         await audiosocket.close()
     await site.stop()

@@ -44,6 +44,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         overrides={
             "server": {"host": args.host, "port": args.port, "data_dir": args.data_dir},
             "recording": {"capture": True if args.capture else None},
+            "sip": {"port": args.sip_port, "host": args.sip_host, "rtp_ports": args.rtp_ports},
             "carriers": {"audiosocket_port": args.audiosocket_port},
             "llm": {
                 "engine": args.llm_engine or ("openai" if args.llm_url else None),
@@ -229,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="also take Asterisk AudioSocket calls on this TCP port (default 0: off)",
     )
     serve.add_argument("--llm-url", help="OpenAI-compatible base URL (implies --llm-engine openai)")
+    serve.add_argument("--sip-port", type=int, help="also answer SIP trunk calls on this UDP port")
+    serve.add_argument("--sip-host", help="address for SIP and RTP (default 127.0.0.1)")
+    serve.add_argument("--rtp-ports", help="UDP port range for RTP, A-B (default 10000-10999)")
     serve.add_argument("--llm-model", help="model name at the endpoint, or a local model directory")
     serve.set_defaults(func=_cmd_serve)
 

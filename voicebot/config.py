@@ -239,6 +239,24 @@ class ReplayConfig:
 
 
 @dataclass(frozen=True)
+class SipConfig:
+    """The SIP trunk bridge (UDP signalling, RTP media); port 0 keeps it off."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    #: The address trunks reach us at (Contact, SDP); "" = `host` (or a guess if 0.0.0.0).
+    public_host: str = ""
+    #: UDP ports for RTP, FIRST-LAST (open them in the firewall; one even port per call).
+    rtp_ports: str = "10000-10999"
+    #: Where a handoff to a person goes, by SIP REFER; "" = SIP calls cannot be transferred.
+    agent_uri: str = ""
+    #: Answer to calls over capacity: 486 (Busy Here) or 503 (Service Unavailable).
+    busy_code: int = 486
+    #: Retry-After seconds with a 503.
+    retry_after_s: int = 30
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -256,6 +274,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    sip: SipConfig = field(default_factory=SipConfig)
 
     def media_secret(self, env: Mapping[str, str] | None = None) -> str | None:
         """The shared media secret of the non-Twilio carriers, from the environment only."""

@@ -283,3 +283,21 @@ def test_port_range_parsing():
     for bad in ("10000", "a-b", "20-10", "0-5"):
         with pytest.raises(ValueError):
             parse_port_range(bad)
+
+
+async def test_the_app_wires_the_bridge_with_one_admission_count():
+    from telephony.server import MediaServer
+    from voicebot.app import build_sip
+    from voicebot.cli import build_parser
+    from voicebot.config import load_config
+
+    args = build_parser().parse_args(["serve", "--sip-port", "5070", "--rtp-ports", "20000-20099"])
+    assert (args.sip_port, args.rtp_ports, args.sip_host) == (5070, "20000-20099", None)
+    media = MediaServer(Handler(), accept_call=lambda: media.active_calls < 1)
+    assert build_sip(media, load_config(env={})) is None  # [sip] port 0: off
+    config = load_config(env={"VOICEBOT_SIP__PORT": "5070", "VOICEBOT_SIP__BUSY_CODE": "503"})
+    bridge = build_sip(media, config)
+    assert bridge is not None and bridge.settings.rtp_ports == (10000, 10999)
+    assert bridge.settings.busy_code == 503 and media.accept_call()
+    bridge._calls["x"] = object()  # an admitted SIP call counts against the shared limit
+    assert media.active_calls == 1 and not media.accept_call()
