@@ -294,18 +294,21 @@ class MediaServer:
         """Read the socket until it closes, the call ends, a limit is hit or the peer misbehaves."""
         settings, loop = self.settings, asyncio.get_running_loop()
         deadline = loop.time() + settings.max_call_s
+        idle_until = loop.time() + settings.idle_timeout_s
         while True:
-            left = deadline - loop.time()
             try:
-                if left <= 0:
-                    raise TimeoutError
-                msg = await ws.receive(timeout=min(settings.idle_timeout_s, left))
+                # One absolute deadline around the read: aiohttp restarts its own receive
+                # timeout on every ping and pong, so a peer that only answers pings (or
+                # only pings) would otherwise never count as idle.
+                async with asyncio.timeout_at(min(deadline, idle_until)):
+                    msg = await ws.receive()
             except TimeoutError:
                 await self._end_at_limit(codec, conn, over_time=loop.time() >= deadline)
                 return
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                idle_until = loop.time() + settings.idle_timeout_s
                 if conn.tap is not None:
                     conn.tap("in", msg.data)
                 for event in codec.receive(msg.data):

@@ -66,6 +66,23 @@ async def test_a_peer_that_goes_silent_is_closed_and_the_call_told_why():
         await runner.cleanup()
 
 
+async def test_a_peer_that_only_answers_pings_is_still_idle():
+    # The server pings every 0.1 s and the client library answers each one: that is
+    # not a carrier streaming audio, and must not keep the call open past its idle limit.
+    handler = Recorder()
+    runner, url = await start(ServerSettings(idle_timeout_s=0.6, heartbeat_s=0.1), handler)
+    try:
+        caller = peer()
+        async with websockets.connect(url, ping_interval=0.1) as ws:  # it pings us, too
+            await ws.send(caller.connected())
+            await ws.send(caller.start())
+            code, waited, reason = await wait_until_closed(ws, handler)
+        assert code == CLOSE_POLICY and 0.4 <= waited < 3
+        assert reason.startswith("idle timeout")
+    finally:
+        await runner.cleanup()
+
+
 async def test_a_call_that_runs_too_long_is_ended_even_while_audio_flows():
     handler = Recorder()
     runner, url = await start(ServerSettings(idle_timeout_s=5, max_call_s=1.0), handler)
