@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,23 @@ def recording_key(config: Config) -> bytes | None:
     return parse_key(text) if text else None
 
 
+def vad_factory(config: Config) -> Callable[[], VoiceActivityDetector]:
+    """A new VAD per call; Silero's model (one ONNX session) is loaded once and shared."""
+    vad = config.vad
+    if vad.backend == "webrtc":
+        from models.vad_webrtc import WebRtcVad
+
+        WebRtcVad(vad.aggressiveness)  # a bad setting fails at start-up, not per call
+        return lambda: WebRtcVad(vad.aggressiveness)
+    if vad.backend == "silero":
+        from models.vad_silero import SileroModel, SileroVad
+
+        model = SileroModel()
+        SileroVad(model, vad.threshold)
+        return lambda: SileroVad(model, vad.threshold)
+    raise ValueError(f"unknown VAD backend {vad.backend!r} (known: webrtc, silero)")
+
+
 def build_services(config: Config, *, with_store: bool = True) -> CallServices:
     """Load every model once and warm it up, so the first caller waits no longer than the rest.
 
@@ -60,15 +78,12 @@ def build_services(config: Config, *, with_store: bool = True) -> CallServices:
     from models.asr_faster_whisper import FasterWhisperRecognizer
     from models.embedder_minilm import MiniLmEmbedder
     from models.tts_piper import PiperSynthesizer
-    from models.vad_webrtc import WebRtcVad
 
     torch.set_num_threads(max(1, config.asr.threads))
     if config.asr.backend != "faster-whisper":
         raise ValueError(f"unknown ASR backend {config.asr.backend!r} (known: faster-whisper)")
     if config.tts.backend != "piper":
         raise ValueError(f"unknown TTS backend {config.tts.backend!r} (known: piper)")
-    if config.vad.backend != "webrtc":
-        raise ValueError(f"unknown VAD backend {config.vad.backend!r} (known: webrtc)")
     recognizer = FasterWhisperRecognizer(
         config.asr.model,
         device=config.asr.device,
@@ -95,10 +110,7 @@ def build_services(config: Config, *, with_store: bool = True) -> CallServices:
     )
     dialogue = load_dialogue(config.dialogue, embedder.embed)
     workers.speech_cache.keep = dict.fromkeys(speakable_phrases(dialogue))
-    aggressiveness = config.vad.aggressiveness
-
-    def make_vad() -> VoiceActivityDetector:
-        return WebRtcVad(aggressiveness)
+    make_vad = vad_factory(config)
 
     recognizer.transcribe(np.zeros(16_000, dtype=np.int16))
     dialogue.respond(DialogueState(), "I lost my card")

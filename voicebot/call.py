@@ -258,6 +258,12 @@ class Call:
             return
         self._start_answer(action.turn, speculative=False, speech_end=action.speech_end)
 
+    def _heard_pause(self, reply: Reply, text: str) -> None:
+        """A speculative transcript sets how long the caller's pause must last."""
+        if reply.speculative and reply.turn is not None and self.reply is reply:
+            for action in self.turns.on_transcript(reply.turn, self.now(), text):
+                self._act(action)
+
     def _drop_unheard_reply(self) -> None:
         """The caller went on: a reply nobody has heard yet is void."""
         reply = self.reply
@@ -402,6 +408,7 @@ class Call:
                 speculative=reply.speculative,
             )
             noise = transcript.no_speech_prob > self.config.asr.max_no_speech_prob
+            self._heard_pause(reply, "" if noise else transcript.text)
             if not transcript.text.strip() or noise:
                 await reply.released.wait()
                 log.info("call %s: turn %s had no words; not answering", self._call_id, reply.turn)

@@ -83,8 +83,12 @@ class CarriersConfig:
 class VadConfig:
     """Voice activity detection."""
 
+    #: "webrtc" (GMM, microseconds a frame) or "silero" (neural, ONNX, fewer false alarms).
     backend: str = "webrtc"
+    #: webrtc: 0-3, higher rejects more noise.
     aggressiveness: int = 3
+    #: silero: speech probability that switches speech on (off below it minus 0.15).
+    threshold: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,17 @@ class TurnConfig:
     speech_start_ms: int = 60
     #: Silence after which the transcript is computed speculatively.
     early_asr_ms: int = 150
-    #: Silence after which the caller's turn is over and the bot may answer.
+    #: "adaptive": the silence that ends a turn depends on the caller's words so far
+    #: (see `voicebot.endpointing`); "fixed": always `endpoint_ms`.
+    endpointing: str = "adaptive"
+    #: Silence after which the caller's turn is over and the bot may answer (adaptive:
+    #: when the words say neither "finished" nor "more to come").
     endpoint_ms: int = 600
+    #: Adaptive: the silence after a complete question or request.
+    min_endpoint_ms: int = 300
+    #: Adaptive: the silence after a trailing "and", "um", "the", a number being read
+    #: out, or while the pause's transcript is still being computed. The upper bound.
+    max_endpoint_ms: int = 1200
     #: Sustained caller speech that interrupts the bot.
     barge_in_ms: int = 240
     #: Audio kept from before the detected onset, so first syllables are not lost.

@@ -6,8 +6,13 @@ I/O: it takes one VAD decision per 20 ms frame, plus "the bot's audio started" a
 so every rule is unit-testable with made-up timelines.
 
 Rules that protect the caller:
-- A turn ends only after `endpoint_ms` of silence; at `early_asr_ms` the Call may start
-  transcribing speculatively, and throws that away if the caller goes on.
+- A turn ends only after enough silence. At `early_asr_ms` the Call starts transcribing
+  speculatively (and throws that away if the caller goes on); with adaptive endpointing
+  the words of that transcript, passed back through `on_transcript`, set how much
+  silence is enough (`voicebot.endpointing`): `min_endpoint_ms` after a complete
+  question, `max_endpoint_ms` after a trailing "and" or half an account number, and
+  `max_endpoint_ms` at most while the transcript is still being computed. With fixed
+  endpointing it is always `endpoint_ms`.
 - If the caller speaks again while the bot is still thinking (nothing audible yet), the
   turn simply continues: the pause was not the end, and the caller is never cut off.
 - Once the bot is audible, sustained caller speech (`barge_in_ms`) interrupts it.
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from voicebot.config import TurnConfig
+from voicebot.endpointing import Endpoint, EndpointPolicy
 
 FRAME_MS = 20
 
@@ -60,13 +66,19 @@ class CallerResumed:
 
 @dataclass(frozen=True, slots=True)
 class TurnEnded:
-    """The caller has finished; `speech_end` is when the last speech frame ended."""
+    """The caller has finished; `speech_end` is when the last speech frame ended.
+
+    `endpoint_ms` is the silence that was required and `endpoint` why (the words'
+    completion class, see `voicebot.endpointing.Completion`), for the call's log.
+    """
 
     turn: int
     at: float
     speech_end: float
     speech_ms: int
     forced: bool = False
+    endpoint_ms: int = 0
+    endpoint: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +105,7 @@ class TurnTaker:
 
     def __init__(self, config: TurnConfig) -> None:
         self.config = config
+        self.policy = EndpointPolicy(config)
         self.state = TurnState.LISTENING
         self.turn = 0
         self._onset_frames = max(1, config.speech_start_ms // FRAME_MS)
@@ -103,6 +116,7 @@ class TurnTaker:
         self._turn_frames = 0
         self._speech_end = 0.0
         self._speculating = False
+        self._heard: str | None = None  # the transcript of the current pause
         self._forced = False
 
     # ------------------------------------------------------------ detectors
@@ -125,8 +139,15 @@ class TurnTaker:
         self._turn_frames = len(self._recent)
         self._speech_end = at
         self._speculating = False
+        self._heard = None
         self._forced = False
         return CallerStarted(self.turn, at)
+
+    def endpoint(self) -> Endpoint:
+        """The silence that ends the current pause, given what is known of its words."""
+        if self._speculating:
+            return self.policy.for_text(self._heard)
+        return self.policy.without_transcript()
 
     # ---------------------------------------------------------------- inputs
 
@@ -146,6 +167,7 @@ class TurnTaker:
                 self.state = TurnState.CALLER_SPEAKING
                 self._silence_frames = 0
                 self._speech_end = at
+                self._heard = None
                 return [CallerResumed(self.turn, at)]
             return []
         return self._caller_frame(at, is_speech)
@@ -160,21 +182,15 @@ class TurnTaker:
             self._speech_end = at
             if self._speculating:
                 self._speculating = False
+                self._heard = None
                 actions.append(CallerResumed(self.turn, at))
         else:
             self._silence_frames += 1
         silence_ms = self._silence_frames * FRAME_MS
         speech_ms = self._speech_frames * FRAME_MS
         forced = self._turn_frames * FRAME_MS >= config.max_turn_ms
-        if silence_ms >= config.endpoint_ms or forced:
-            self._speculating = False
-            self._forced = forced
-            if speech_ms < config.min_speech_ms and not forced:
-                self.state = TurnState.LISTENING
-                actions.append(TurnDiscarded(self.turn, at))
-            else:
-                self.state = TurnState.THINKING
-                actions.append(TurnEnded(self.turn, at, self._speech_end, speech_ms, forced))
+        if silence_ms >= self.endpoint().ms or forced:
+            actions.append(self._end(at, forced))
         elif (
             silence_ms >= config.early_asr_ms
             and not self._speculating
@@ -183,6 +199,40 @@ class TurnTaker:
             self._speculating = True
             actions.append(Speculate(self.turn, at))
         return actions
+
+    def _end(self, at: float, forced: bool) -> Action:
+        endpoint = self.endpoint()
+        speech_ms = self._speech_frames * FRAME_MS
+        self._speculating = False
+        self._heard = None
+        self._forced = forced
+        if speech_ms < self.config.min_speech_ms and not forced:
+            self.state = TurnState.LISTENING
+            return TurnDiscarded(self.turn, at)
+        self.state = TurnState.THINKING
+        return TurnEnded(
+            self.turn,
+            at,
+            self._speech_end,
+            speech_ms,
+            forced,
+            endpoint_ms=endpoint.ms,
+            endpoint=endpoint.reason.value,
+        )
+
+    def on_transcript(self, turn: int, at: float, text: str) -> list[Action]:
+        """The speculative transcript of the caller's current pause is `text`.
+
+        Sets how long this pause must last; if it has lasted that long already, the
+        turn ends now. A transcript of a pause the caller has since spoken through, or
+        of a turn that is over, changes nothing.
+        """
+        if self.state != TurnState.CALLER_SPEAKING or turn != self.turn or not self._speculating:
+            return []
+        self._heard = text
+        if self._silence_frames * FRAME_MS >= self.endpoint().ms:
+            return [self._end(at, forced=False)]
+        return []
 
     def on_bot_audio(self, at: float) -> None:
         """The bot's first audio of a reply or prompt went out."""

@@ -12,8 +12,23 @@ from voicebot.turns import (
     TurnTaker,
 )
 
+#: Fixed endpointing: these tests are about the state machine's timing, not the words.
 CONFIG = TurnConfig(
-    speech_start_ms=60, early_asr_ms=200, endpoint_ms=600, barge_in_ms=240, min_speech_ms=200
+    speech_start_ms=60,
+    early_asr_ms=200,
+    endpoint_ms=600,
+    barge_in_ms=240,
+    min_speech_ms=200,
+    endpointing="fixed",
+)
+#: Adaptive endpointing, the default, with its bounds spelled out.
+ADAPTIVE = TurnConfig(
+    speech_start_ms=60,
+    early_asr_ms=150,
+    min_endpoint_ms=300,
+    endpoint_ms=600,
+    max_endpoint_ms=1200,
+    min_speech_ms=200,
 )
 
 
@@ -35,6 +50,15 @@ class Timeline:
 
     def kinds(self):
         return [type(a).__name__ for a in self.actions]
+
+    def hear(self, text, after_ms=0):
+        """The speculative transcript arrives `after_ms` after the latest frame."""
+        at = round(self.t + after_ms / 1000, 3)
+        self.actions.extend(self.turns.on_transcript(self.turns.turn, at, text))
+        return self
+
+    def ended(self):
+        return [a for a in self.actions if isinstance(a, TurnEnded)]
 
 
 def test_a_turn_is_speculated_then_ended_after_the_endpoint_silence():
@@ -101,7 +125,7 @@ def test_bot_done_returns_to_listening_and_next_turn_numbers_up():
 
 
 def test_a_turn_that_never_pauses_is_cut_at_the_maximum():
-    config = TurnConfig(max_turn_ms=2000)
+    config = TurnConfig(max_turn_ms=2000, endpointing="fixed")
     line = Timeline(config).feed("S" * 150)
     ended = [a for a in line.actions if isinstance(a, TurnEnded)]
     assert len(ended) == 1 and ended[0].forced
@@ -111,3 +135,72 @@ def test_no_speculation_for_too_little_speech():
     line = Timeline().feed("SSSSS" + "." * 40)
     assert not any(isinstance(a, Speculate) for a in line.actions)
     assert isinstance(line.actions[-1], TurnDiscarded)
+
+
+# ------------------------------------------------------------ adaptive endpointing
+
+
+def test_no_cut_off_on_a_pause_after_and():
+    # "I want to check my balance and ..." 900 ms pause ... "my savings".
+    line = Timeline(ADAPTIVE).feed("S" * 50 + "." * 8)  # speculation starts at 160 ms
+    assert line.kinds()[-1] == "Speculate"
+    line.hear("I want to check my balance and").feed("." * 37)  # 900 ms of silence
+    assert line.ended() == []  # a fixed 600 ms endpoint would have answered here
+    line.feed("S" * 30)
+    assert "CallerResumed" in line.kinds()
+    assert line.turns.state == TurnState.CALLER_SPEAKING and line.turns.turn == 1
+
+
+def test_after_a_trailing_and_the_turn_still_ends_at_the_maximum():
+    line = Timeline(ADAPTIVE).feed("S" * 50 + "." * 8).hear("so I was wondering if").feed("." * 60)
+    (ended,) = line.ended()
+    assert round(ended.at - ended.speech_end, 3) == 1.2
+    assert ended.endpoint == "incomplete" and ended.endpoint_ms == 1200
+
+
+def test_a_complete_question_is_answered_sooner():
+    line = Timeline(ADAPTIVE).feed("S" * 50 + "." * 8).hear("How do I close my account?")
+    line.feed("." * 10)
+    (ended,) = line.ended()
+    assert round(ended.at - ended.speech_end, 3) == 0.3  # min_endpoint_ms, not 600
+    assert ended.endpoint == "complete"
+
+
+def test_a_late_transcript_of_a_complete_turn_ends_it_at_once():
+    # Whisper took 500 ms: the 300 ms endpoint has passed, so the turn ends on arrival.
+    line = Timeline(ADAPTIVE).feed("S" * 50 + "." * 32)
+    assert line.ended() == []  # waiting for the words, up to max_endpoint_ms
+    line.hear("Please freeze my card.", after_ms=5)
+    (ended,) = line.ended()
+    assert ended.at == round(line.t + 0.005, 3) and ended.endpoint == "complete"
+
+
+def test_digits_being_read_out_wait_longer():
+    line = Timeline(ADAPTIVE).feed("S" * 50 + "." * 8).hear("My account number is 4 5 6 7")
+    line.feed("." * 40)  # 960 ms: the next digit group may still come
+    assert line.ended() == []
+    line.feed("." * 20)
+    assert line.ended()[0].endpoint == "number"
+
+
+def test_without_a_transcript_the_wait_is_bounded():
+    line = Timeline(ADAPTIVE).feed("S" * 50 + "." * 70)  # ASR never answers
+    (ended,) = line.ended()
+    assert round(ended.at - ended.speech_end, 3) == 1.2 and ended.endpoint == "pending"
+
+
+def test_a_stale_transcript_changes_nothing():
+    line = Timeline(ADAPTIVE).feed("S" * 50 + "." * 8 + "S" * 10)  # spoke through the pause
+    line.hear("Please freeze my card.")
+    line.feed("." * 20)
+    assert line.ended() == []  # the new pause has no words yet: 400 ms is not enough
+    line = Timeline(ADAPTIVE).feed("S" * 50 + "." * 70)
+    before = list(line.actions)
+    assert line.hear("Thanks.").actions == before  # the turn is over already
+
+
+def test_fixed_endpointing_ignores_the_words():
+    line = Timeline(CONFIG).feed("S" * 50 + "." * 11).hear("How do I close my account?")
+    line.feed("." * 20)
+    (ended,) = line.ended()
+    assert round(ended.at - ended.speech_end, 3) == 0.6 and ended.endpoint == "fixed"
