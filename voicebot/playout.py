@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from telephony.connection import ConnectionClosed
 from telephony.events import BOT_FRAME_SAMPLES, BOT_SAMPLE_RATE, PCM16
 from voicebot.clock import Clock
 
 FRAME_S = BOT_FRAME_SAMPLES / BOT_SAMPLE_RATE
+
+log = logging.getLogger(__name__)
 
 
 class OutboundLink(Protocol):
@@ -67,6 +71,8 @@ class Playout:
         self._last_owner: str | None = None
         self._generation = 0
         self.frames_sent = 0
+        #: The carrier connection failed while sending; nothing more goes out.
+        self.link_closed = False
 
     # -------------------------------------------------------------- producer
 
@@ -94,13 +100,24 @@ class Playout:
     # -------------------------------------------------------------- consumer
 
     async def run(self) -> None:
-        """Sender loop; runs for the whole call (cancel it to stop)."""
+        """Sender loop; runs for the whole call (cancel it to stop).
+
+        A connection that fails mid-send is the call ending (the server's reader sees
+        the close and ends the call); it is not an error of this call's task group.
+        From then on queued audio is dropped, so producers never block on a dead link.
+        """
         while True:
             item = await self._queue.get()
-            if isinstance(item, _Mark):
-                await self._link.mark(item.name)
+            if self.link_closed:
                 continue
-            await self._send(item)
+            try:
+                if isinstance(item, _Mark):
+                    await self._link.mark(item.name)
+                else:
+                    await self._send(item)
+            except ConnectionClosed as exc:
+                log.info("playout stopped: %s", exc)
+                self.link_closed = True
 
     async def _send(self, item: _Audio) -> None:
         generation = self._generation

@@ -4,6 +4,7 @@ import asyncio
 
 import numpy as np
 
+from telephony.connection import ConnectionClosed
 from voicebot.clock import ManualClock
 from voicebot.playout import Playout, stop_task
 
@@ -94,4 +95,25 @@ async def test_a_new_talk_spurt_after_silence_is_re_anchored():
     await settle()
     # Nothing is owed from the past: the new reply's first frame goes out immediately.
     assert link.log[-1][1] == 2.0
+    await stop_task(task)
+
+
+class DeadLink(Link):
+    """A carrier connection that fails on the third frame (the peer went away)."""
+
+    async def send_audio(self, pcm):
+        if len(self.log) >= 2:
+            raise ConnectionClosed("send failed: peer gone")
+        await super().send_audio(pcm)
+
+
+async def test_a_link_that_fails_stops_the_playout_without_failing_the_call():
+    clock = ManualClock()
+    playout = Playout(DeadLink(clock), clock, lead_ms=100, capacity=4)
+    task = asyncio.create_task(playout.run())
+    for index in range(10):  # more than the queue holds: producers must not block forever
+        await asyncio.wait_for(playout.play(frames(5, start=index * 5), "r1"), 1)
+        await playout.mark(f"r1.{index}", "r1")
+        await run_for(clock, 0.1)
+    assert playout.link_closed and not task.done()  # no exception escaped the sender loop
     await stop_task(task)
