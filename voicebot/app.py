@@ -75,24 +75,14 @@ def build_services(config: Config, *, with_store: bool = True) -> CallServices:
     started = time.perf_counter()
     import torch
 
-    from models.asr_faster_whisper import FasterWhisperRecognizer
     from models.embedder_minilm import MiniLmEmbedder
     from models.tts_piper import PiperSynthesizer
+    from voicebot.asr_backends import build_recognizer
 
     torch.set_num_threads(max(1, config.asr.threads))
-    if config.asr.backend != "faster-whisper":
-        raise ValueError(f"unknown ASR backend {config.asr.backend!r} (known: faster-whisper)")
     if config.tts.backend != "piper":
         raise ValueError(f"unknown TTS backend {config.tts.backend!r} (known: piper)")
-    recognizer = FasterWhisperRecognizer(
-        config.asr.model,
-        device=config.asr.device,
-        compute_type=config.asr.compute_type,
-        cpu_threads=config.asr.threads,
-        num_workers=config.asr.workers,
-        beam_size=config.asr.beam_size,
-        language=config.asr.language or None,
-    )
+    recognizer = build_recognizer(config.asr)  # faster-whisper or openai-whisper
     synthesizer = PiperSynthesizer(
         config.tts.voice, length_scale=config.tts.length_scale, threads=config.tts.threads
     )

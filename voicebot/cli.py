@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from voicebot import cli_chat, cli_intents, cli_slots
+from voicebot import cli_asr, cli_chat, cli_intents, cli_slots
 from voicebot.config import Config, ConfigError, load_config
 from voicebot.dialogue.intent_data import repo_data_dir
 
@@ -321,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_intents.register(sub)
     cli_chat.register(sub)
     cli_slots.register(sub)
+    cli_asr.register(sub)
     return parser
 
 
