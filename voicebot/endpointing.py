@@ -37,7 +37,7 @@ class Completion(StrEnum):
 
     #: No transcript of the pause yet.
     PENDING = "pending"
-    #: A question, or a clause that ends in a content word: the caller may be done.
+    #: A question, or a clause (it has a verb) that ends in a content word.
     COMPLETE = "complete"
     #: Nothing either way (no final punctuation, an ambiguous ending).
     NEUTRAL = "neutral"
@@ -84,6 +84,23 @@ NUMBER_WORDS = _words(
     "fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty "
     "sixty seventy eighty ninety hundred thousand million double triple"
 )
+#: Frequent English lexical verbs (base and irregular forms; regular "-s", "-ed" and
+#: "-ing" forms of these are recognised too). A statement with no verb at all is a
+#: fragment ("and so, my fellow Americans"), however Whisper punctuates it.
+VERBS = _words(
+    "want need like lose lost have get got gotten make made take took taken see saw seen "
+    "go went gone come came give gave given send sent pay paid tell told help know knew "
+    "known think thought say said find found use try call move order change check open "
+    "close cancel stop start keep kept let put buy bought sell sold leave left work "
+    "show mean meant ask look feel felt become became bring brought hold held write "
+    "wrote written read hear heard understand understood receive charge happen steal "
+    "stole stolen forget forgot remember wonder apply add update set report transfer "
+    "freeze block withdraw withdrew deposit spend spent owe arrive explain please thank "
+    "thanks"
+)
+#: Short answers and formulae that are whole turns on their own.
+SHORT_ANSWERS = _words("yes yeah yep no nope okay ok sure right fine thanks bye hello hi")
+_CONTRACTIONS = ("'m", "'re", "'s", "'ve", "'d", "'ll", "n't")
 
 _NUMBER_CUES = _words("is was are number code pin digits ending ends")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -131,9 +148,25 @@ def classify(text: str | None) -> Completion:
     if last in AUXILIARIES:
         elliptical = len(words) >= 2 and words[-2] in PRONOUNS
         return Completion.COMPLETE if elliptical else Completion.INCOMPLETE
-    if stripped.endswith((".", "!")):
+    if stripped.endswith((".", "!")) and _is_clause(words):
         return Completion.COMPLETE
     return Completion.NEUTRAL
+
+
+def _is_verb(word: str) -> bool:
+    if word in VERBS or word in AUXILIARIES or word.endswith(_CONTRACTIONS):
+        return True
+    for suffix in ("s", "es", "ed", "d", "ing"):
+        if word.endswith(suffix) and word[: -len(suffix)] in VERBS:
+            return True
+    return word.endswith("ing") and word[:-3] + "e" in VERBS  # "closing", "charging"
+
+
+def _is_clause(words: list[str]) -> bool:
+    """A whole turn: it has a verb, or is a short answer ("yes", "no thanks")."""
+    if len(words) <= 2 and any(w in SHORT_ANSWERS for w in words):
+        return True
+    return any(_is_verb(w) for w in words)
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,3 +104,10 @@ def test_bad_settings_are_errors() -> None:
         EndpointPolicy(TurnConfig(endpointing="smart"))
     with pytest.raises(ValueError, match="min_endpoint_ms"):
         EndpointPolicy(TurnConfig(min_endpoint_ms=900, endpoint_ms=600))
+
+
+def test_a_verbless_fragment_is_not_complete_whatever_whisper_punctuates() -> None:
+    assert classify("And so, my dear friends.") is Completion.NEUTRAL
+    assert classify("The savings one.") is Completion.NEUTRAL
+    assert classify("Thanks.") is Completion.COMPLETE  # a short answer is a whole turn
+    assert classify("It keeps getting declined.") is Completion.COMPLETE
