@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -142,6 +143,7 @@ def _cmd_dial(args: argparse.Namespace) -> int:
             custom_parameters=dict(_parse_pairs(args.param, "param")) or None,
             dtmf=dtmf,
             max_wait_s=args.max_wait,
+            auth_token=os.environ.get("TWILIO_AUTH_TOKEN"),
         )
     )
     for turn in result.turns:
@@ -167,17 +169,26 @@ def _cmd_loadtest(args: argparse.Namespace) -> int:
     if args.calls < 1:
         raise ConfigError("--calls must be at least 1")
     bounds = Bounds(p95_ms=args.max_p95_ms, late_fraction=args.max_late)
+    token = os.environ.get("TWILIO_AUTH_TOKEN")  # signs webhook calls (secrets: env only)
     out = Path(args.json).with_suffix("")
     if args.capacity:
         result = asyncio.run(
             find_capacity(
                 args.url, wavs, out, bounds=bounds, limit=args.calls,
-                ramp_s=args.ramp, duration_s=args.duration,
+                ramp_s=args.ramp, duration_s=args.duration, auth_token=token,
             )
         )  # fmt: skip
     else:
         level = asyncio.run(
-            run_level(args.url, wavs, args.calls, out, ramp_s=args.ramp, duration_s=args.duration)
+            run_level(
+                args.url,
+                wavs,
+                args.calls,
+                out,
+                ramp_s=args.ramp,
+                duration_s=args.duration,
+                auth_token=token,
+            )
         )
         result = capacity_summary([level], bounds)
     Path(args.json).write_text(json.dumps(result, indent=2))
@@ -262,7 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     decrypt.set_defaults(func=_cmd_decrypt)
 
     dial = sub.add_parser("dial", help="place a simulated Twilio call with a WAV file")
-    dial.add_argument("url", help="media websocket URL, e.g. ws://127.0.0.1:8080/twilio/media")
+    dial.add_argument(
+        "url",
+        help="media websocket URL (ws://127.0.0.1:8080/twilio/media) or the voice webhook "
+        "(http://127.0.0.1:8080/twilio/voice, signed with $TWILIO_AUTH_TOKEN)",
+    )
     dial.add_argument(
         "--wav", required=True, help="caller audio (any WAV; 8 kHz mu-law is sent as is)"
     )
@@ -278,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     dial.set_defaults(func=_cmd_dial)
 
     load = sub.add_parser("loadtest", help="many simulated callers at once; capacity")
-    load.add_argument("url", help="media websocket URL, e.g. ws://127.0.0.1:8080/twilio/media")
+    load.add_argument(
+        "url", help="media websocket URL, or the voice webhook (signed with $TWILIO_AUTH_TOKEN)"
+    )
     load.add_argument(
         "--calls", type=int, required=True, help="concurrent calls (with --capacity: the most)"
     )

@@ -28,6 +28,7 @@ import websockets
 from telephony.g711 import ulaw_decode, ulaw_encode
 from telephony.resample import resample
 from telephony.twilio.peer import BotClear, BotMark, BotMedia, BotProtocolError, TwilioPeer
+from voicebot.dial_webhook import is_webhook_url, ring
 from voicebot.wavio import FORMAT_MULAW, read_wav, write_wav
 
 RATE = 8000
@@ -183,16 +184,28 @@ async def dial(
     max_wait_s: float = 20.0,
     open_timeout_s: float = 10.0,
     save: bool = True,
+    auth_token: str | None = None,
 ) -> DialResult:
-    """Place one simulated Twilio call to `url`; write `bot.wav` and `dial.json` if `save`."""
+    """Place one simulated Twilio call; write `bot.wav` and `dial.json` if `save`.
+
+    `url` is the media websocket, or the voice webhook (http/https): then the call
+    rings the webhook first, signed with `auth_token`, and opens the stream it returns
+    with its parameters (the stream token among them), as Twilio does. A refusal
+    raises `CallRefused`.
+    """
     out = Path(out_dir)
     audio = await asyncio.to_thread(caller_audio, wav)
     segments = list(turns) if turns is not None else detect_turns(audio)
+    call_sid, account_sid = "CA" + secrets.token_hex(16), "AC" + secrets.token_hex(16)
+    parameters = dict(custom_parameters or {"caller": "voicebot-dial"})
+    if is_webhook_url(url):
+        answer = await ring(url, call_sid=call_sid, account_sid=account_sid, auth_token=auth_token)
+        url, parameters = answer.url, {**answer.parameters, **parameters}
     peer = TwilioPeer(
-        call_sid="CA" + secrets.token_hex(16),
+        call_sid=call_sid,
         stream_sid="MZ" + secrets.token_hex(16),
-        account_sid="AC" + secrets.token_hex(16),
-        custom_parameters=custom_parameters or {"caller": "voicebot-dial"},
+        account_sid=account_sid,
+        custom_parameters=parameters,
     )
     result = DialResult(peer.call_sid, peer.stream_sid, url, str(wav))
     player = PhonePlayer()

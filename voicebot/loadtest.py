@@ -145,8 +145,13 @@ async def run_level(
     ramp_s: float = 0.0,
     duration_s: float = 0.0,
     max_wait_s: float = 20.0,
+    auth_token: str | None = None,
 ) -> LoadReport:
-    """`concurrent` callers; each places calls back to back for `duration_s` (or once)."""
+    """`concurrent` callers; each places calls back to back for `duration_s` (or once).
+
+    `url` is the media websocket or the voice webhook (see `voicebot.dial.dial`); with
+    the webhook, calls are signed with `auth_token` and carry the server's stream token.
+    """
     if not wavs:
         raise ValueError("no caller WAVs to play")
     report = LoadReport(concurrent)
@@ -163,7 +168,14 @@ async def run_level(
             name = f"{index:03d}-{attempt:03d}"
             try:
                 results.append(
-                    await dial(url, wav, out_dir / name, max_wait_s=max_wait_s, save=False)
+                    await dial(
+                        url,
+                        wav,
+                        out_dir / name,
+                        max_wait_s=max_wait_s,
+                        save=False,
+                        auth_token=auth_token,
+                    )
                 )
             except Exception as exc:  # a refused or broken call is a result, not a crash
                 report.failed.append(f"{name} {wav.name}: {exc!r}"[:300])
@@ -204,12 +216,19 @@ async def find_capacity(
     limit: int = 64,
     ramp_s: float = 0.0,
     duration_s: float = 0.0,
+    auth_token: str | None = None,
 ) -> dict[str, Any]:
     """Step concurrency up (1, 2, 3, ...) until a level breaks `bounds`."""
     levels: list[LoadReport] = []
     for concurrent in range(start, limit + 1):
         level = await run_level(
-            url, wavs, concurrent, out_dir / f"n{concurrent}", ramp_s=ramp_s, duration_s=duration_s
+            url,
+            wavs,
+            concurrent,
+            out_dir / f"n{concurrent}",
+            ramp_s=ramp_s,
+            duration_s=duration_s,
+            auth_token=auth_token,
         )
         levels.append(level)
         log.info("%d concurrent: %s", concurrent, "held" if level.held(bounds) else "broke")
