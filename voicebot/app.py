@@ -297,6 +297,7 @@ def build_sip(server: MediaServer, config: Config) -> SipServer | None:
             inbound_capacity=server.settings.inbound_capacity,
             send_timeout_s=server.settings.send_timeout_s,
             max_call_s=server.settings.max_call_s,
+            idle_timeout_s=server.settings.idle_timeout_s,
         ),
         accept_call=server.accept_call,
     )

@@ -19,6 +19,19 @@ is sent, but the clock, the queue and the marks keep moving, so the bot's playou
 never blocks and the timestamps on resume reflect the time that passed.
 `mark` is echoed as `MarkPlayed` on the tick after its audio went out; `clear` drops
 queued audio and echoes the pending marks at once, as Twilio does.
+
+A caller that vanishes without a BYE (a crashed phone, a lost network) would otherwise
+hold the call until `max_call_s`, so with `idle_timeout_s` set the tick ends the call
+with `CallEnded(IDLE_REASON)` once no RTP has come for that long. Only while the caller
+should be sending (our direction `sendrecv`) does silence count: on hold (`inactive`,
+or the caller `sendonly`/`recvonly`) nothing arriving is normal, and a re-INVITE that
+resumes the call starts the wait afresh.
+
+Inbound RTP is latched to one source (symmetric RTP, as Asterisk's `strictrtp` does):
+the first usable packet from the SDP's host fixes the source port, and datagrams from
+any other port are ignored until the next re-INVITE. Without it a stray or hostile
+sender on the caller's host (a NAT, a shared SBC) with another SSRC restarts the
+jitter buffer on every packet and chops the caller's speech.
 """
 
 from __future__ import annotations
@@ -40,6 +53,7 @@ from telephony.events import (
     BOT_SAMPLE_RATE,
     PCM16,
     AudioIn,
+    CallEnded,
     DtmfDigit,
     Event,
     MarkPlayed,
@@ -64,6 +78,8 @@ MARK_PREFIX = "mark:"
 CLEAR = "clear"
 #: Ticks the sender may burst to catch up after a stall; beyond that it skips ahead.
 MAX_CATCH_UP = 5
+#: Why a call whose caller stopped sending RTP was ended (see `idle_timeout_s`).
+IDLE_REASON = "idle timeout: no RTP"
 
 Encoding = Literal["PCMU", "PCMA"]
 Direction = Literal["sendrecv", "sendonly", "recvonly", "inactive"]
@@ -101,7 +117,7 @@ class _Endpoint(asyncio.DatagramProtocol):
         self._media = media
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        self._media._on_datagram(data, str(addr[0]))
+        self._media._on_datagram(data, (str(addr[0]), int(str(addr[1]))))
 
     def error_received(self, exc: Exception) -> None:
         self._media._stats.send_errors += 1  # e.g. ICMP port unreachable from the far end
@@ -112,7 +128,13 @@ class RtpMedia:
 
     carrier = CARRIER
 
-    def __init__(self, sink: Callable[[Event], None], clock: Clock, queue_frames: int) -> None:
+    def __init__(
+        self,
+        sink: Callable[[Event], None],
+        clock: Clock,
+        queue_frames: int,
+        idle_timeout_s: float | None = None,
+    ) -> None:
         self.local_port = 0
         self.remote: tuple[str, int] | None = None
         self.encoding: Encoding = "PCMU"
@@ -120,8 +142,14 @@ class RtpMedia:
         self.dtmf_payload_type: int | None = None
         self.direction: Direction = "sendrecv"
         self.strict_source = True
+        #: End the call when no RTP came for this long while it should (None or 0: never).
+        self.idle_timeout_s = idle_timeout_s
         self._sink = sink
         self._clock = clock
+        self._heard = clock.now()  # when RTP last arrived (or the wait last restarted)
+        self._idle_ended = False
+        self._source: tuple[str, int] | None = None  # the latched sender
+        self._usable = 0  # audio and DTMF packets accepted (a latch needs one)
         self._capacity = queue_frames
         self._stats = RtpStats()
         self._transport: asyncio.DatagramTransport | None = None
@@ -156,12 +184,13 @@ class RtpMedia:
         clock: Clock | None = None,
         queue_frames: int = 50,
         bind_attempts: int = 8,
+        idle_timeout_s: float | None = None,
     ) -> RtpMedia:
         """Bind a UDP endpoint on `host` at a port from `ports` and start the clock.
 
         Raises `PortsExhausted`, or `OSError` when no port can be bound.
         """
-        media = cls(sink, clock or MonotonicClock(), queue_frames)
+        media = cls(sink, clock or MonotonicClock(), queue_frames, idle_timeout_s)
         media._transport, media.local_port = await bind_rtp(
             host, ports, lambda: _Endpoint(media), attempts=bind_attempts
         )
@@ -190,6 +219,9 @@ class RtpMedia:
             self._upsample.reset()
         if direction in ("sendrecv", "sendonly") and self.direction not in ("sendrecv", "sendonly"):
             self._resumed = True
+        if remote != self.remote:
+            self._source = None  # a new address: latch afresh
+        self._heard = self._clock.now()  # new SDP is a sign of life; resuming restarts the wait
         self.remote = remote
         self.encoding, self.payload_type = encoding, payload_type
         self.dtmf_payload_type, self.direction = dtmf_payload_type, direction
@@ -208,12 +240,19 @@ class RtpMedia:
 
     # ---------------------------------------------------------------- inbound
 
-    def _on_datagram(self, data: bytes, host: str) -> None:
+    def _on_datagram(self, data: bytes, source: tuple[str, int]) -> None:
         self._stats.packets_in += 1
-        if self.remote is None or (self.strict_source and host != self.remote[0]):
+        if self.remote is None or (
+            self.strict_source
+            and (source[0] != self.remote[0] or self._source not in (None, source))
+        ):
             self._stats.ignored += 1
             return
-        for event in self.receive(data):
+        usable = self._usable
+        events = self.receive(data)
+        if self.strict_source and self._source is None and self._usable > usable:
+            self._source = source
+        for event in events:
             self._sink(event)
 
     def receive(self, message: WireMessage) -> list[Event]:
@@ -222,6 +261,7 @@ class RtpMedia:
             return [ProtocolError("RTP is binary; text message ignored")]
         try:
             packet = parse_rtp(message)
+            self._heard = self._clock.now()
             events = self._accept(packet)
         except RtpError:
             self._stats.malformed += 1
@@ -235,7 +275,9 @@ class RtpMedia:
             if not 0 < len(packet.payload) <= RTP_RATE:  # G.711: 1 byte a sample, <= 1 s
                 raise RtpError(f"audio payload of {len(packet.payload)} bytes")
             self._jitter.push(packet, self._clock.now())
+            self._usable += 1
         elif packet.payload_type == self.dtmf_payload_type:
+            self._usable += 1
             digit = self._dtmf_in.receive(packet.timestamp, packet.payload)
             if digit is not None:
                 self._stats.dtmf_in += 1
@@ -359,8 +401,22 @@ class RtpMedia:
                 for event in self._due_audio(self._clock.now()):
                     self._sink(event)
                 self._send_tick()
+                self._check_idle(self._clock.now())
             except Exception:  # one bad tick must not silence the rest of the call
                 log.exception("RTP tick failed on port %d", self.local_port)
+
+    def _check_idle(self, now: float) -> None:
+        """End the call once, when the caller should be sending but has not for too long."""
+        if self.direction != "sendrecv":
+            self._heard = now  # on hold silence is expected; the wait starts on resume
+            return
+        if self._idle_ended or not self.idle_timeout_s or now - self._heard < self.idle_timeout_s:
+            return
+        self._idle_ended = True
+        log.info(
+            "RTP port %d: no RTP for %.1f s; ending the call", self.local_port, now - self._heard
+        )
+        self._sink(CallEnded(IDLE_REASON))
 
     def _send_tick(self) -> None:
         timestamp = self._ts

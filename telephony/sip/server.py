@@ -60,6 +60,9 @@ class SipSettings:
     inbound_capacity: int = 500
     send_timeout_s: float = 5.0
     max_call_s: float = 3600.0
+    #: End a call after this long without RTP from the caller (not counted while on hold);
+    #: a caller gone without a BYE otherwise holds the call until `max_call_s`. 0 = off.
+    idle_timeout_s: float = 30.0
     transfer_timeout_s: float = 30.0
     #: How often the user agent's timers are checked (RFC 3261 T1 is 500 ms).
     tick_s: float = 0.05
@@ -303,7 +306,9 @@ class SipServer:
         """Open RTP and answer 200 OK; False when the call went away meanwhile."""
         offer, settings = call.offer, self.settings
         try:
-            call.media = await RtpMedia.open(settings.host, self.ports, call.push)
+            call.media = await RtpMedia.open(
+                settings.host, self.ports, call.push, idle_timeout_s=settings.idle_timeout_s
+            )
         except (PortsExhausted, OSError) as exc:
             log.error("sip call %s: no RTP port (%s); refusing with 503", offer.call_id, exc)
             self._apply(self.uas.reject(offer.call_id, 503, self._now(), retry_after=5))
