@@ -13,12 +13,16 @@ norms stay fp32, as openai-whisper computes them in fp32 anyway), fp32 on CPU.
 The loaded `whisper.model.Whisper` (`.model`), its tokenizer (`.tokenizer`) and the
 decoding options (`.options`) are public so that a batching worker can share one model
 between calls and decode many utterances at once (`transcribe_batch` is the simple form).
+One decode runs at a time per model: openai-whisper keeps its key/value cache in forward
+hooks installed on the shared modules, so two threads decoding at once would write into
+each other's caches. Concurrency comes from batching, not from threads.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -136,6 +140,7 @@ class OpenAiWhisperRecognizer:
         )
         self.name = model
         self.device = device
+        self._lock = threading.Lock()  # see the module docstring: decodes must not overlap
         log.info(
             "whisper %s (%s) loaded in %.2f s on %s/%s",
             model,
@@ -195,7 +200,8 @@ class OpenAiWhisperRecognizer:
             options = replace(
                 self.options, sample_len=FasterWhisperRecognizer.token_budget(longest)
             )
-            decoded = whisper.decode(self.model, mels, options)
+            with self._lock:
+                decoded = whisper.decode(self.model, mels, options)
             for index, result in zip(batch, decoded, strict=True):
                 results[index] = Transcript(
                     result.text.strip(),
@@ -209,16 +215,17 @@ class OpenAiWhisperRecognizer:
         """Audio over 30 s (not a phone turn; evaluation files): openai-whisper's windowing."""
         import whisper
 
-        output = whisper.transcribe(
-            self.model,
-            clip,
-            language=self.language,
-            temperature=0.0,
-            without_timestamps=True,
-            condition_on_previous_text=False,
-            fp16=self.fp16,
-            verbose=None,
-        )
+        with self._lock:
+            output = whisper.transcribe(
+                self.model,
+                clip,
+                language=self.language,
+                temperature=0.0,
+                without_timestamps=True,
+                condition_on_previous_text=False,
+                fp16=self.fp16,
+                verbose=None,
+            )
         segments = output["segments"]
         tokens = [max(len(s["tokens"]), 1) for s in segments]
         logprob = sum(s["avg_logprob"] * n for s, n in zip(segments, tokens, strict=True))

@@ -120,6 +120,24 @@ def test_batch_gives_the_single_results(recognizer, speech):
     ]
 
 
+def test_threads_share_one_model_safely(recognizer, speech):
+    """Worker threads may call one recognizer at once; decodes must not mix KV caches."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    other = flite_pcm("My card was stolen yesterday.", voice="rms")
+    alone = [recognizer.transcribe(speech).text, recognizer.transcribe(other).text]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda a: recognizer.transcribe(a).text, [speech, other] * 2))
+    assert together == alone * 2
+
+
+def test_audio_over_30_s_is_windowed(recognizer, speech):
+    gap = np.zeros(16000 * 30 - speech.size + 8000, np.int16)
+    long = recognizer.transcribe(np.concatenate([speech, gap, speech[:16000]]))
+    assert long.audio_s > 30
+    assert word_errors(SENTENCE, long.text).wer <= 0.35  # plus a second's worth of words
+
+
 def test_fp16_weights_give_the_same_words(checkpoint, speech):
     """The CUDA path's fp16 cast (layer norms kept fp32), exercised on the CPU."""
     half = OpenAiWhisperRecognizer(str(checkpoint), device="cpu", fp16=True)
