@@ -27,11 +27,13 @@ should be sending (our direction `sendrecv`) does silence count: on hold (`inact
 or the caller `sendonly`/`recvonly`) nothing arriving is normal, and a re-INVITE that
 resumes the call starts the wait afresh.
 
-Inbound RTP is latched to one source (symmetric RTP, as Asterisk's `strictrtp` does):
-the first usable packet from the SDP's host fixes the source port, and datagrams from
-any other port are ignored until the next re-INVITE. Without it a stray or hostile
-sender on the caller's host (a NAT, a shared SBC) with another SSRC restarts the
-jitter buffer on every packet and chops the caller's speech.
+Inbound audio is latched to one source (symmetric RTP, as Asterisk's `strictrtp` does):
+the first audio packet from the SDP's host fixes the source port, and audio from any
+other port is ignored until the next re-INVITE. Without it a stray or hostile sender
+on the caller's host (a NAT, a shared SBC) with another SSRC restarts the jitter buffer
+on every packet and chops the caller's speech. Telephone-events are not latched: they
+cannot disturb the audio stream, and some senders emit them from another socket (sipp's
+`play_dtmf` does, from a raw socket).
 """
 
 from __future__ import annotations
@@ -148,8 +150,8 @@ class RtpMedia:
         self._clock = clock
         self._heard = clock.now()  # when RTP last arrived (or the wait last restarted)
         self._idle_ended = False
-        self._source: tuple[str, int] | None = None  # the latched sender
-        self._usable = 0  # audio and DTMF packets accepted (a latch needs one)
+        self._source: tuple[str, int] | None = None  # the latched audio sender
+        self._audio_in = 0  # audio packets accepted (a latch needs one)
         self._capacity = queue_frames
         self._stats = RtpStats()
         self._transport: asyncio.DatagramTransport | None = None
@@ -242,15 +244,16 @@ class RtpMedia:
 
     def _on_datagram(self, data: bytes, source: tuple[str, int]) -> None:
         self._stats.packets_in += 1
+        audio = len(data) > 1 and data[1] & 0x7F == self.payload_type
         if self.remote is None or (
             self.strict_source
-            and (source[0] != self.remote[0] or self._source not in (None, source))
+            and (source[0] != self.remote[0] or (audio and self._source not in (None, source)))
         ):
             self._stats.ignored += 1
             return
-        usable = self._usable
+        accepted = self._audio_in
         events = self.receive(data)
-        if self.strict_source and self._source is None and self._usable > usable:
+        if self.strict_source and self._source is None and self._audio_in > accepted:
             self._source = source
         for event in events:
             self._sink(event)
@@ -275,9 +278,8 @@ class RtpMedia:
             if not 0 < len(packet.payload) <= RTP_RATE:  # G.711: 1 byte a sample, <= 1 s
                 raise RtpError(f"audio payload of {len(packet.payload)} bytes")
             self._jitter.push(packet, self._clock.now())
-            self._usable += 1
+            self._audio_in += 1
         elif packet.payload_type == self.dtmf_payload_type:
-            self._usable += 1
             digit = self._dtmf_in.receive(packet.timestamp, packet.payload)
             if digit is not None:
                 self._stats.dtmf_in += 1

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 import pytest
 
-from telephony.events import AudioIn, CallEnded, Event
+from telephony.events import AudioIn, CallEnded, DtmfDigit, Event
+from telephony.sip.dtmf import TelephoneEvent
 from telephony.sip.media import IDLE_REASON, RtpMedia
 from telephony.sip.message import Request
 from telephony.sip.ports import PortAllocator
@@ -130,7 +131,7 @@ async def test_no_timeout_when_idle_timeout_is_off(make_server: MakeServer) -> N
 
 
 async def test_rtp_is_latched_to_the_first_source_port() -> None:
-    """A second sender on the caller's host (another SSRC) must not reach the call's audio."""
+    """A second audio sender on the caller's host (another SSRC) must not reach the call."""
     events: list[Event] = []
     media = await RtpMedia.open("127.0.0.1", PortAllocator(42600, 42619), events.append)
     good = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -150,6 +151,12 @@ async def test_rtp_is_latched_to_the_first_source_port() -> None:
         assert [e.sequence for e in audio] == list(range(25))  # one stream, never restarted
         assert np.abs(np.concatenate([e.pcm for e in audio])[400:]).min() > 1000
         assert media.stats.ignored == 25 and media.stats.concealed == 0
+        # Key presses are not latched (sipp sends them from another socket).
+        end = TelephoneEvent(5, True, 10, 800).to_bytes()
+        for n in range(3):
+            stray.sendto(RtpPacket(101, 500 + n, 9600, 3, end).to_bytes(), target)
+        await asyncio.sleep(0.1)
+        assert DtmfDigit("5") in events
 
         media.configure(stray.getsockname(), "PCMU", 0, 101, "sendrecv")  # a re-INVITE moves it
         stray.sendto(RtpPacket(0, 9100, 99_000, 2, tone).to_bytes(), target)
