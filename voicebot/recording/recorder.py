@@ -168,7 +168,10 @@ class CallRecorder:
         self._raw.append(json.dumps(entry).encode() + b"\n")
 
     def _place(self, channel: int, start: int, pcm: PCM16) -> None:
-        if self._stereo.needs_room(start + pcm.size):
+        # A loop, not one take: a frame more than a window past the last one (the bot
+        # speaking after a long stretch with no caller audio, as when a SIP caller stops
+        # sending RTP) needs the silence in between written out window by window.
+        while self._stereo.needs_room(start + pcm.size):
             self._write(self._stereo.take(start + pcm.size - self._stereo.size))
         self.samples_lost += self._stereo.write(channel, start, pcm)
 
