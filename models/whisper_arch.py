@@ -182,6 +182,20 @@ def load_checkpoint(path: str, *, device: str = "cpu", fallback: bool | None = N
     return model.to(device).eval()
 
 
+def to_device(model: nn.Module, device: str, half: bool) -> nn.Module:
+    """Move a model; in half precision keep layer norms in float32 (they compute in it)."""
+    model = model.to(device)
+    if half:
+        for module in model.modules():
+            if not isinstance(module, nn.LayerNorm):
+                for param in module.parameters(recurse=False):
+                    param.data = param.data.half()
+                for name, buffer in module.named_buffers(recurse=False):
+                    if buffer.is_floating_point():
+                        setattr(module, name, buffer.half())
+    return model
+
+
 def model_dims(model: nn.Module) -> Dims:
     """The shape of a loaded model (openai-whisper's ModelDimensions or ours)."""
     return Dims(**vars(model.dims))

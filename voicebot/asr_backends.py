@@ -10,7 +10,9 @@ from models.protocols import SpeechRecognizer
 from voicebot.config import AsrConfig
 
 #: faster-whisper: CTranslate2, the CPU default (int8). openai-whisper: PyTorch, the GPU path.
-ASR_BACKENDS = ("faster-whisper", "openai-whisper")
+#: whisper-batched: the same weights behind one batching worker shared by every call
+#: (static KV cache; CUDA graphs on a GPU).
+ASR_BACKENDS = ("faster-whisper", "openai-whisper", "whisper-batched")
 
 
 def build_recognizer(asr: AsrConfig) -> SpeechRecognizer:
@@ -38,4 +40,14 @@ def build_recognizer(asr: AsrConfig) -> SpeechRecognizer:
         if asr.beam_size != 1:
             raise ValueError("[asr] openai-whisper decodes greedily: set beam_size = 1")
         return OpenAiWhisperRecognizer(asr.model, device=asr.device, language=asr.language or None)
+    if asr.backend == "whisper-batched":
+        from models.asr_batch import BatchPolicy
+        from models.asr_openai_whisper import load_whisper
+        from models.asr_whisper_batched import batched_whisper
+        from models.whisper_arch import to_device
+
+        model, _ = load_whisper(asr.model, "cpu")
+        model = to_device(model, asr.device, half=asr.device.startswith("cuda"))
+        policy = BatchPolicy(asr.batch_window_ms / 1000, asr.batch_max, timeout_s=asr.timeout_s)
+        return batched_whisper(model, policy, language=asr.language or "en")
     raise ValueError(f"unknown ASR backend {asr.backend!r} (known: {', '.join(ASR_BACKENDS)})")

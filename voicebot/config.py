@@ -135,6 +135,10 @@ class AsrConfig:
     #: Transcripts Whisper itself thinks are probably not speech are dropped.
     max_no_speech_prob: float = 0.6
     timeout_s: float = 10.0
+    #: whisper-batched: gather requests this long before a batch (0: whatever is queued
+    #: when the device is free), and at most this many utterances in one batch.
+    batch_window_ms: float = 0.0
+    batch_max: int = 64
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from models.asr_batch import AsrTimeout, BatchingRecognizer
 from models.protocols import (
     PCM16,
     SpeechRecognizer,
@@ -151,8 +152,26 @@ class ModelWorkers:
         await waiter
 
     async def transcribe(self, audio: PCM16) -> Timed[Transcript]:
-        """Speech -> text, in the ASR pool."""
+        """Speech -> text: through the shared batching worker if there is one, else the ASR pool."""
+        recognizer = self.recognizer
+        if isinstance(recognizer, BatchingRecognizer):
+            return await self._transcribe_batched(recognizer, audio)
         return await self._run(self._asr_pool, "asr", lambda: self.recognizer.transcribe(audio))
+
+    async def _transcribe_batched(
+        self, recognizer: BatchingRecognizer, audio: PCM16
+    ) -> Timed[Transcript]:
+        """One request to the worker every call shares; cancelling the caller withdraws it."""
+        pacing = self.pacing
+        if pacing is not None:
+            await pacing.clock.sleep_until(pacing.clock.now() + pacing.seconds("asr"))
+        started = time.perf_counter()
+        with self._busy():
+            try:
+                value = await recognizer.transcribe_async(audio, self._timeouts["asr"])
+            except AsrTimeout:
+                raise ModelTimeout(f"asr took longer than {self._timeouts['asr']} s") from None
+        return Timed(value, (time.perf_counter() - started) * 1000)
 
     async def synthesize(self, text: str) -> Timed[PCM16]:
         """Text -> 16 kHz speech, in the TTS pool; known phrases come from the cache.
@@ -228,5 +247,7 @@ class ModelWorkers:
 
     def close(self) -> None:
         """Stop the pools (at process exit)."""
+        if isinstance(self.recognizer, BatchingRecognizer):
+            self.recognizer.close()
         for pool in (self._asr_pool, self._tts_pool, self._nlu_pool, self._llm_pool):
             pool.shutdown(wait=False, cancel_futures=True)

@@ -255,3 +255,40 @@ def test_real_tiny_en_batched_transcribes_speech():
     assert "close my account" in texts[0] and "how old do i have to be" in texts[1], texts
     assert quiet.text == "" or quiet.no_speech_prob > 0.5
     assert worker.stats.sizes[2] == 1
+
+
+async def test_model_workers_route_transcription_through_the_shared_worker(backend):
+    from voicebot.workers import ModelTimeout, ModelWorkers
+
+    backend.release.set()
+    batching = make(backend)
+    workers = ModelWorkers(batching, None, None, asr_timeout_s=0.5)  # type: ignore[arg-type]
+    results = await asyncio.gather(*(workers.transcribe(clip(tag)) for tag in (1, 2)))
+    assert [r.value.text for r in results] == ["1", "2"]
+    backend.release.clear()
+    with pytest.raises(ModelTimeout):
+        await workers.transcribe(clip(3))
+    backend.release.set()
+    workers.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        batching.submit(clip(4))
+
+
+def test_gpu_benchmark_runs_on_the_cpu(tmp_path):
+    """bench/asr_gpu.py in its CPU mode (tiny shapes, 1 and 4 calls): the JSON it writes."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "asr.json"
+    script = Path(__file__).resolve().parents[2] / "bench" / "asr_gpu.py"
+    args = ["--device", "cpu", "--small", "--decoders", "static,eager", "--json", str(out)]
+    subprocess.run([sys.executable, str(script), *args], check=True, timeout=300)
+    report = json.loads(out.read_text())
+    assert "random weights" in report["note"] and "4 tokens" in report["note"]
+    seen = {(r["decoder"], r["calls"], r["pattern"]) for r in report["runs"]}
+    assert seen == {
+        (d, c, p) for d in ("static", "eager") for c in (1, 4) for p in ("burst", "steady")
+    }
+    assert all(r["p95_ms"] >= r["p50_ms"] > 0 for r in report["runs"])
