@@ -183,6 +183,7 @@ class SipServer:
     async def shutdown(self, grace_s: float, goodbye_s: float = 15.0) -> None:
         """Refuse new calls (503), let calls finish, then ask the rest to say goodbye."""
         self.draining = True
+        self.uas.unavailable_retry_after = self.settings.retry_after_s
         await self.drain(grace_s)
         if self._calls:
             log.warning("shutdown: ending %d SIP call(s) still in progress", len(self._calls))

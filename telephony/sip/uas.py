@@ -44,6 +44,10 @@ class UserAgentServer:
         self.transfer_timeout_s = transfer_timeout_s
         self.dialogs: dict[str, Dialog] = {}
         self.cache = ResponseCache()
+        #: Set while the shell refuses new calls (draining): OPTIONS then gets the 503 an
+        #: INVITE would get (RFC 3261 11.2), so a proxy's OPTIONS probe (kamailio's
+        #: dispatcher) takes this instance out of rotation instead of sending it calls.
+        self.unavailable_retry_after: int | None = None
 
     # ------------------------------------------------------------------- input
 
@@ -105,6 +109,9 @@ class UserAgentServer:
             self.dialogs[call_id] = dialog
             return dialog.start(now)
         if method == "OPTIONS":
+            if (retry := self.unavailable_retry_after) is not None:
+                extra = [("Retry-After", str(retry))]
+                return [self.cache.respond(request, 503, addr, now, extra=extra)]
             return [self.cache.respond(request, 200, addr, now, extra=self._capabilities())]
         if method == "ACK":
             return []  # never answered; an ACK for nothing we know is dropped

@@ -199,6 +199,12 @@ def test_options_keepalive_and_unknown_methods(uas):
     assert uas.receive(b"\r\n\r\n", ALICE, 0.0) == []
 
 
+def test_options_gets_503_while_draining_so_proxies_stop_routing_here(uas):
+    uas.unavailable_retry_after = 30
+    busy = sent(uas.receive(request("OPTIONS", call_id="probe"), ALICE, 0.0))[0]
+    assert busy.status == 503 and busy.headers.get("Retry-After") == "30"
+
+
 def test_require_of_an_unknown_extension_is_420(uas):
     actions = uas.receive(invite(extra="Require: 100rel\r\n"), ALICE, 0.0)
     refused = sent(actions)[0]
