@@ -1,9 +1,21 @@
 """Piper text-to-speech (VITS on onnxruntime) with the packaged voice, the default.
 
 Piper synthesises a 5-second sentence in about 0.3 s on this CPU, so replies are
-synthesised sentence by sentence and the first sentence is on the line while the rest
-is still being made. Output is resampled once to 16 kHz and leading silence is trimmed:
-it would only add to the caller's wait.
+synthesised unit by unit (a sentence, or a long first sentence's first clause; see
+`voicebot.reply.speech_units`) and the first unit is on the line while the rest is
+still being made. Piper 1.8's `PiperVoice.synthesize` does yield `AudioChunk`s, but one
+per sentence and only once that sentence's whole VITS pass is done (the model is not
+autoregressive: no audio exists before the pass ends), so for a single unit its
+"streaming" gives nothing earlier; shorter units do.
+
+Sample rates, end to end: the voice speaks at 22.05 kHz; this backend resamples once
+(soxr HQ, about 1-2 ms per second of speech) to the bot's 16 kHz, which the speech
+cache, recordings and playout share; the carrier codec converts once more at the edge
+(16 -> 8 kHz G.711 for Twilio, Telnyx, Asterisk and SIP; none for Vonage's 16 kHz).
+Synthesising straight to 8 kHz would save one resampling pass but give each carrier
+rate its own cache and recordings; the pass costs too little for that (bench/RESULTS.md).
+Leading silence is trimmed (it would only add to the caller's wait) and both edges get
+a few-millisecond fade, so units that follow each other never click at the join.
 """
 
 from __future__ import annotations
@@ -25,6 +37,8 @@ log = logging.getLogger(__name__)
 #: Keep this much of the voice's own leading silence, so onsets are not clipped.
 LEAD_IN_S = 0.02
 SILENCE_LEVEL = 200
+#: Fade at each edge: the trim point is quiet but not silent, and a step there clicks.
+FADE_S = 0.005
 
 
 def trim_leading_silence(pcm: PCM16, sample_rate: int) -> PCM16:
@@ -63,6 +77,18 @@ def _load_voice(model: Path, threads: int) -> Any:
     )
 
 
+def fade_edges(pcm: PCM16, sample_rate: int, fade_s: float = FADE_S) -> PCM16:
+    """Linear fade-in and fade-out of `fade_s` each, so a cut edge never steps."""
+    n = min(int(fade_s * sample_rate), pcm.size // 2)
+    if n <= 0:
+        return pcm
+    out = pcm.astype(np.float32)
+    ramp = np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
+    out[:n] *= ramp
+    out[-n:] *= ramp[::-1]
+    return np.asarray(np.rint(out), dtype=np.int16)
+
+
 class PiperSynthesizer:
     """Piper voice loaded once per process; `synthesize` is thread-safe per onnxruntime."""
 
@@ -97,4 +123,4 @@ class PiperSynthesizer:
         if native.size == 0:
             return native
         out = soxr.resample(native, self.native_rate, SAMPLE_RATE, quality="HQ")
-        return np.asarray(out, dtype=np.int16)
+        return fade_edges(np.asarray(out, dtype=np.int16), SAMPLE_RATE)

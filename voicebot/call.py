@@ -40,7 +40,7 @@ from voicebot.handoff import transfer
 from voicebot.journal import CallJournal
 from voicebot.phrasing import SentenceSource
 from voicebot.playout import Playout, stop_task
-from voicebot.reply import END, Reply, mark_name, parse_mark
+from voicebot.reply import END, Reply, SpeechUnit, clause_pause, mark_name, parse_mark
 from voicebot.services import CallServices
 from voicebot.transcript import CallRecord, PromptRecord, TurnRecord
 from voicebot.turns import (
@@ -444,26 +444,30 @@ class Call:
         workers = self.services.workers
         source = self._sentence_source(decision)
         try:
-            first_text = await source.next() or self.services.dialogue.replies.prompt(
-                "apology_error"
+            unit = await source.next_unit() or SpeechUnit(
+                self.services.dialogue.replies.prompt("apology_error")
             )
-            reply.sentences = (first_text,)
-            first = await workers.synthesize(first_text)
+            mark = reply.add_unit(unit)
+            audio = await workers.synthesize(unit.text)
             await reply.released.wait()
             reply.decision = decision
             if record is not None:
-                reply.pending = (record, first.ms)
-            await self.playout.play(first.value, reply.id)
-            await self.playout.mark(mark_name(reply.id, 0), reply.id)
-            audio_s = first.value.size / BOT_SAMPLE_RATE
-            index = 1
-            while (sentence := await source.next()) is not None:
-                reply.sentences = (*reply.sentences, sentence)
-                audio = await workers.synthesize(sentence)
-                audio_s += audio.value.size / BOT_SAMPLE_RATE
-                await self.playout.play(audio.value, reply.id)
-                await self.playout.mark(mark_name(reply.id, index), reply.id)
-                index += 1
+                reply.pending = (record, audio.ms)
+            audio_s = 0.0
+            while True:  # each unit is synthesised while the one before it plays
+                pcm = (
+                    audio.value if mark is not None else clause_pause(audio.value, BOT_SAMPLE_RATE)
+                )
+                audio_s += pcm.size / BOT_SAMPLE_RATE
+                await self.playout.play(pcm, reply.id)
+                if mark is not None:  # marks per sentence: a first clause has none
+                    await self.playout.mark(mark_name(reply.id, mark), reply.id)
+                following = await source.next_unit()
+                if following is None:
+                    break
+                unit = following
+                mark = reply.add_unit(unit)
+                audio = await workers.synthesize(unit.text)
             if source.streamed and isinstance(record, TurnRecord):
                 record.bot_text = " ".join(reply.sentences)  # what the engine said
             await self.playout.mark(mark_name(reply.id, END), reply.id)

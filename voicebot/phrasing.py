@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
-from voicebot.reply import speech_parts
+from voicebot.reply import SpeechUnit, speech_units
 from voicebot.workers import ModelWorkers
 
 log = logging.getLogger(__name__)
@@ -28,15 +28,20 @@ class SentenceSource:
         workers: ModelWorkers,
         stream: Iterator[str] | None = None,
     ) -> None:
-        self._template = speech_parts(template)
+        self._template = speech_units(template)
         self._workers = workers
         self._stream = stream
-        self._queue: list[str] = [] if stream is not None else list(self._template)
+        self._queue: list[SpeechUnit] = [] if stream is not None else list(self._template)
         self.spoken = 0
         self.streamed = stream is not None
 
     async def next(self) -> str | None:
-        """The next unit to speak, or None when the reply is complete."""
+        """The text of the next unit to speak, or None when the reply is complete."""
+        unit = await self.next_unit()
+        return None if unit is None else unit.text
+
+    async def next_unit(self) -> SpeechUnit | None:
+        """The next unit to speak (a sentence or a first clause), or None when complete."""
         if not self._queue and self._stream is not None:
             await self._pull()
         if not self._queue:
@@ -57,7 +62,7 @@ class SentenceSource:
             if self.spoken == 0:
                 self._queue = list(self._template)
             return
-        self._queue = list(speech_parts((text,)))
+        self._queue = list(speech_units((text,)))
 
     def close(self) -> None:
         """Stop the engine (barge-in or hang-up): it stops generating and frees the model.
