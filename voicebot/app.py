@@ -8,7 +8,6 @@ progress finish for a grace period.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import os
@@ -21,7 +20,6 @@ import numpy as np
 from aiohttp import web
 
 from models.protocols import VoiceActivityDetector
-from models.weights import resolve
 from telephony.asterisk.audiosocket_server import AudioSocketServer
 from telephony.connection import CallConnection
 from telephony.server import MediaServer, ServerSettings, TwilioWebhookSettings
@@ -76,16 +74,14 @@ def build_services(config: Config, *, with_store: bool = True) -> CallServices:
     import torch
 
     from models.embedder_minilm import MiniLmEmbedder
-    from models.tts_piper import PiperSynthesizer
     from voicebot.asr_backends import build_recognizer
+    from voicebot.tts_backends import TTS_BACKENDS, build_synthesizer
 
     torch.set_num_threads(max(1, config.asr.threads))
-    if config.tts.backend != "piper":
-        raise ValueError(f"unknown TTS backend {config.tts.backend!r} (known: piper)")
+    if config.tts.backend not in TTS_BACKENDS:
+        raise ValueError(f"unknown TTS backend {config.tts.backend!r} (known: piper, coqui)")
     recognizer = build_recognizer(config.asr)  # faster-whisper or openai-whisper
-    synthesizer = PiperSynthesizer(
-        config.tts.voice, length_scale=config.tts.length_scale, threads=config.tts.threads
-    )
+    synthesizer = build_synthesizer(config.tts)  # piper or coqui, warmed up once
     embedder = MiniLmEmbedder(config.dialogue.encoder)
     workers = ModelWorkers(
         recognizer,
@@ -123,11 +119,10 @@ def build_services(config: Config, *, with_store: bool = True) -> CallServices:
 
 def speech_cache_dir(config: Config) -> Path:
     """Per-voice cache directory: a changed voice file or speed never reuses old audio."""
-    voice = Path(resolve("piper", config.tts.voice).location)
-    stat = voice.stat()
-    key = f"{voice}:{stat.st_size}:{stat.st_mtime_ns}:{config.tts.length_scale}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return Path(config.server.data_dir) / "speech-cache" / f"{voice.stem}-{digest}"
+    from voicebot.tts_backends import voice_key
+
+    name, digest = voice_key(config.tts)
+    return Path(config.server.data_dir) / "speech-cache" / f"{name}-{digest}"
 
 
 def speakable_phrases(dialogue: DialogueCore) -> list[str]:
@@ -147,13 +142,15 @@ def speakable_phrases(dialogue: DialogueCore) -> list[str]:
 
 def startup_phrases(dialogue: DialogueCore) -> list[str]:
     """What must never need the voice at call time: the greeting (every call's first
-    words) and the apologies (what the bot says when its own voice fails)."""
+    words), the apologies (what the bot says when its own voice fails) and the word
+    that a transfer failed (said while the caller expects a person, not a pause)."""
     state = DialogueState()
     failing = dialogue.apology(DialogueState(failures=MAX_FAILURES - 1))
     sentences = [
         *dialogue.greeting(state).sentences,
         *dialogue.apology(state).sentences,
         *failing.sentences,
+        *dialogue.transfer_failed(state).sentences,
     ]
     return list(speech_parts(sentences))
 

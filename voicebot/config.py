@@ -155,6 +155,10 @@ class TtsConfig:
     prepare_answers: bool = True
     #: onnxruntime threads for synthesis (0: its default, all cores; replay sets 1 per process).
     threads: int = 0
+    #: backend = "coqui": the Coqui model directory (config.json + checkpoint), and where
+    #: it runs ("cpu" or "cuda"). Needs the optional extra: pip install 'voicebot[coqui]'.
+    model: str = ""
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
