@@ -206,6 +206,11 @@ class JitterBuffer:
     def _due(self, rel: int) -> float:
         return rel / self.clock_rate + self._transits[0][1] + self.target_delay_s
 
+    @property
+    def pending(self) -> int:
+        """Packets held, waiting to be played."""
+        return len(self._packets)
+
     def pop(self, now: float) -> list[JitterFrame]:
         """Every frame due by `now`, in order (lost ones with `payload=None`)."""
         out: list[JitterFrame] = []

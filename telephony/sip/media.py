@@ -80,6 +80,9 @@ MARK_PREFIX = "mark:"
 CLEAR = "clear"
 #: Ticks the sender may burst to catch up after a stall; beyond that it skips ahead.
 MAX_CATCH_UP = 5
+#: After this long with no caller audio due, each tick gives the call 20 ms of silence
+#: (longer than the deepest jitter buffer, so a late packet is not pre-empted).
+SILENCE_FILL_S = 0.2
 #: Why a call whose caller stopped sending RTP was ended (see `idle_timeout_s`).
 IDLE_REASON = "idle timeout: no RTP"
 
@@ -100,6 +103,8 @@ class RtpStats:
     late: int = 0
     duplicates: int = 0
     concealed: int = 0
+    #: 20 ms frames of silence given to the call while the caller sent no audio.
+    filled: int = 0
     dtmf_in: int = 0
     dtmf_out: int = 0
     send_errors: int = 0
@@ -163,6 +168,7 @@ class RtpMedia:
         self._dtmf_in = DtmfReceiver()
         self._upsample = StreamResampler(RTP_RATE, BOT_SAMPLE_RATE)
         self._last_in: PCM16 = np.zeros(FRAME_BYTES, dtype=np.int16)
+        self._audio_out_at = clock.now()  # when audio last went to the sink
         self._losses_in_row = 0
         # outbound
         self._downsample = StreamResampler(BOT_SAMPLE_RATE, RTP_RATE)
@@ -290,6 +296,12 @@ class RtpMedia:
 
     def _due_audio(self, now: float) -> list[Event]:
         events: list[Event] = []
+        if (
+            self._audio_in  # the caller's audio has started (no fill during call set-up)
+            and self._jitter.pending == 0
+            and now - self._audio_out_at >= SILENCE_FILL_S
+        ):
+            return [self._silence()]
         decode = _CODECS[self.encoding][0]
         for frame in self._jitter.pop(now):
             if frame.payload is not None:
@@ -301,7 +313,19 @@ class RtpMedia:
                 pcm = conceal(self._last_in, self._losses_in_row, frame.samples)
             pcm16k = self._upsample.process(pcm)
             events.append(AudioIn(pcm16k, frame.timestamp * 1000 // RTP_RATE, frame.sequence))
+        if events:
+            self._audio_out_at = now
         return events
+
+    def _silence(self) -> AudioIn:
+        """20 ms of silence for a tick without caller audio.
+
+        Phones with silence suppression (and callers whose stream simply stops) send no
+        packets while quiet; the call's voice detection only hears what it is given, so
+        without this a turn whose speech ended on a packet gap would never end.
+        """
+        self._stats.filled += 1
+        return AudioIn(self._upsample.process(np.zeros(FRAME_BYTES, dtype=np.int16)))
 
     # ------------------------------------------------------- codec (outbound)
 

@@ -98,7 +98,8 @@ async def test_inbound_reordered_stream_becomes_in_order_16k_audio(call, peer) -
     for n in order:
         peer.send(packets[n], media.local_port)
 
-    audio = lambda: [e for e in events if isinstance(e, AudioIn)]  # noqa: E731
+    # Frames of the stream (not the silence given to the call once the stream stops).
+    audio = lambda: [e for e in events if isinstance(e, AudioIn) and e.sequence is not None]  # noqa: E731
     await wait_until(lambda: sum(e.pcm.size for e in audio()) >= 16000)
     frames = audio()
     assert [e.sequence for e in frames] == [65530 + n for n in range(50)]  # extended: no wrap
@@ -239,3 +240,20 @@ async def test_close_is_idempotent_and_releases_the_port(peer) -> None:
     assert ports.in_use == frozenset()
     with pytest.raises(ConnectionError):
         await media.send(b"\xff" * 160)
+
+
+async def test_a_stream_that_stops_is_continued_with_silence(call, peer) -> None:
+    # A phone with silence suppression sends nothing while the caller is quiet; the
+    # call's voice detection must still hear time pass, or a turn never ends.
+    media, events = call
+    ulaw = ulaw_encode(sine(8000, 0.2))
+    for n in range(10):
+        peer.send(RtpPacket(0, n, 160 * n, 7, ulaw[160 * n : 160 * (n + 1)]), media.local_port)
+    await wait_until(lambda: media.stats.filled >= 10)
+    frames = [e for e in events if isinstance(e, AudioIn)]
+    real = [e for e in frames if e.sequence is not None]
+    filled = frames[len(real) :]
+    assert len(real) == 10 and all(e.sequence is None for e in filled)  # real audio first
+    assert all(e.pcm.size == 320 for e in filled)
+    assert not any(e.pcm.any() for e in filled[1:])  # the first holds the resampler's tail
+    assert media.stats.packets_in == 10  # nothing was counted as received
