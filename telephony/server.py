@@ -10,7 +10,6 @@ no other call notices.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,12 +19,13 @@ from types import MappingProxyType
 from aiohttp import WSMsgType, web
 
 from telephony.asterisk.websocket_codec import AsteriskWebSocketCodec
+from telephony.calls import CallHandler as CallHandler  # re-exported: front doors import it here
+from telephony.calls import CallTasks
 from telephony.connection import CallConnection, CarrierCodec, TransferFailed
 from telephony.events import (
     CallEnded,
     CallStarted,
     ProtocolError,
-    ShutdownRequested,
     WireMessage,
 )
 from telephony.marks import TimedCodec, run_mark_timer
@@ -39,13 +39,11 @@ from telephony.vonage.codec import VonageCodec
 
 log = logging.getLogger(__name__)
 
-CallHandler = Callable[[CallConnection], Awaitable[None]]
 
 #: Close codes (RFC 6455).
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
 #: The end reason of a stream that closed without the carrier saying stop.
 DROPPED = "dropped: connection closed without stop"
 #: The end reason where the carrier hangs up by closing the socket (Vonage, Asterisk).
@@ -129,8 +127,9 @@ class MediaServer:
         self.handler = handler
         self.settings = settings or ServerSettings()
         self.accept_call = accept_call or (lambda: True)
-        self._calls: set[asyncio.Task[None]] = set()
-        self._conns: set[CallConnection] = set()
+        self.calls = CallTasks(
+            handler, label="websocket", handler_grace_s=self.settings.handler_grace_s
+        )
         #: Set on shutdown: new calls are refused, calls in progress go on.
         self.draining = False
         #: Call counts of this process's other front doors (AudioSocket, SIP), which share
@@ -152,7 +151,7 @@ class MediaServer:
     @property
     def active_connections(self) -> int:
         """Media sockets currently open."""
-        return len(self._calls)
+        return self.calls.active
 
     @property
     def active_calls(self) -> int:
@@ -252,11 +251,7 @@ class MediaServer:
             capacity=settings.inbound_capacity,
             send_timeout_s=settings.send_timeout_s,
         )
-        task = asyncio.create_task(self._run_handler(conn), name=f"call-{codec.carrier}")
-        self._calls.add(task)
-        task.add_done_callback(self._calls.discard)
-        self._conns.add(conn)
-        task.add_done_callback(lambda _: self._conns.discard(conn))
+        task = self.calls.start(conn)
         timer = (  # emulated or locally reported marks (telephony.marks)
             asyncio.create_task(run_mark_timer(codec, conn.push))
             if isinstance(codec, TimedCodec)
@@ -271,16 +266,7 @@ class MediaServer:
             # unless this carrier hangs up by closing the socket cleanly.
             hung_up = getattr(codec, "ends_by_closing", False) and ws.close_code == CLOSE_NORMAL
             conn.push(CallEnded(HUNG_UP if hung_up else DROPPED))
-            try:
-                await asyncio.wait_for(asyncio.shield(task), settings.handler_grace_s)
-            except TimeoutError:
-                log.error(
-                    "call handler did not finish within %.0f s; cancelling",
-                    settings.handler_grace_s,
-                )
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await self.calls.finish(task)
             await conn.close()
         return ws
 
@@ -370,13 +356,6 @@ class MediaServer:
         conn.push(CallEnded(reason))
         await conn.close(CLOSE_NORMAL if over_time else CLOSE_POLICY, reason)
 
-    async def _run_handler(self, conn: CallConnection) -> None:
-        try:
-            await self.handler(conn)
-        except Exception:
-            log.exception("call handler failed; closing this call only")
-            await conn.close(CLOSE_INTERNAL, "internal error")
-
     async def shutdown(self, grace_s: float, goodbye_s: float = 15.0) -> None:
         """Refuse new calls, let calls in progress finish, then ask the rest to say goodbye.
 
@@ -385,14 +364,8 @@ class MediaServer:
         left is closed by the caller of this method (the app runner's cleanup).
         """
         self.draining = True
-        await self.drain(grace_s)
-        if self._conns:
-            log.warning("shutdown: ending %d call(s) still in progress", len(self._conns))
-            for conn in list(self._conns):
-                conn.push(ShutdownRequested("server shutdown"))
-            await self.drain(goodbye_s)
+        await self.calls.shutdown(grace_s, goodbye_s)
 
     async def drain(self, timeout_s: float) -> None:
         """Wait for the calls in progress to finish (on shutdown)."""
-        if self._calls:
-            await asyncio.wait(set(self._calls), timeout=timeout_s)
+        await self.calls.drain(timeout_s)

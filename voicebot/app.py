@@ -349,7 +349,7 @@ async def serve(config: Config) -> None:
     await stop.wait()
     if preparing is not None:
         preparing.cancel()
-    log.info("shutting down: %d calls in progress", server.active_connections)
+    log.info("shutting down: %d calls in progress", server.active_calls)
     # Still listening: new webhooks get a polite refusal, new streams a 503.
     shutdowns = [server.shutdown(config.server.shutdown_grace_s)]
     if audiosocket is not None:

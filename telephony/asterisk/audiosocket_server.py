@@ -18,8 +18,9 @@ import logging
 from collections.abc import Callable
 
 from telephony.asterisk.audiosocket import AudioSocketCodec
+from telephony.calls import CallTasks
 from telephony.connection import CallConnection
-from telephony.events import CallEnded, ProtocolError, ShutdownRequested, WireMessage
+from telephony.events import CallEnded, ProtocolError, WireMessage
 from telephony.marks import run_mark_timer
 from telephony.server import DROPPED, CallHandler, ServerSettings
 
@@ -48,8 +49,9 @@ class AudioSocketServer:
         self.accept_call = accept_call or (lambda: True)
         self.draining = False
         self._server: asyncio.Server | None = None
-        self._calls: set[asyncio.Task[None]] = set()
-        self._conns: set[CallConnection] = set()
+        self.calls = CallTasks(
+            handler, label="AudioSocket", handler_grace_s=self.settings.handler_grace_s
+        )
 
     @property
     def port(self) -> int:
@@ -61,7 +63,7 @@ class AudioSocketServer:
     @property
     def active_connections(self) -> int:
         """Calls currently connected."""
-        return len(self._calls)
+        return self.calls.active
 
     async def start(self) -> None:
         """Start listening."""
@@ -101,18 +103,14 @@ class AudioSocketServer:
             capacity=self.settings.inbound_capacity,
             send_timeout_s=self.settings.send_timeout_s,
         )
-        task = asyncio.create_task(self._run_handler(conn), name="call-audiosocket")
-        self._calls.add(task)
-        task.add_done_callback(self._calls.discard)
-        self._conns.add(conn)
-        task.add_done_callback(lambda _: self._conns.discard(conn))
+        task = self.calls.start(conn)
         timer = asyncio.create_task(run_mark_timer(codec, conn.push), name="audiosocket-marks")
         try:
             await self._pump(reader, codec, conn, task)
         finally:
             timer.cancel()
             conn.push(CallEnded(DROPPED))  # ignored after the caller's own hang-up
-            await self._finish(task)
+            await self.calls.finish(task)
             await conn.close()
 
     async def _pump(
@@ -159,47 +157,20 @@ class AudioSocketServer:
                 await conn.close(1008, "too many messages")
                 return
 
-    async def _finish(self, task: asyncio.Task[None]) -> None:
-        try:
-            await asyncio.wait_for(asyncio.shield(task), self.settings.handler_grace_s)
-        except TimeoutError:
-            log.error("audiosocket call handler did not finish in time; cancelling")
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run_handler(self, conn: CallConnection) -> None:
-        try:
-            await self.handler(conn)
-        except Exception:
-            log.exception("call handler failed; closing this AudioSocket call only")
-            await conn.close(1011, "internal error")
-
     async def shutdown(self, grace_s: float, goodbye_s: float = 15.0) -> None:
         """Refuse new calls, let calls finish for `grace_s`, then ask the rest to say goodbye."""
         self.draining = True
-        await self.drain(grace_s)
-        if self._conns:
-            log.warning("shutdown: ending %d AudioSocket call(s)", len(self._conns))
-            for conn in list(self._conns):
-                conn.push(ShutdownRequested("server shutdown"))
-            await self.drain(goodbye_s)
+        await self.calls.shutdown(grace_s, goodbye_s)
 
     async def drain(self, timeout_s: float) -> None:
         """Wait for the calls in progress to finish."""
-        if self._calls:
-            await asyncio.wait(set(self._calls), timeout=timeout_s)
+        await self.calls.drain(timeout_s)
 
     async def close(self) -> None:
         """Stop listening and hang up whatever is left."""
         if self._server is not None:
             self._server.close()
-        for conn in list(self._conns):
-            await conn.close(1001, "server stopped")
-        for task in list(self._calls):
-            task.cancel()
-        if self._calls:
-            await asyncio.wait(set(self._calls), timeout=5)
+        await self.calls.cancel_all("server stopped")
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
