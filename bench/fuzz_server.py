@@ -171,7 +171,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     sip_port, audiosocket_port = free_port(), free_port()
     with log_path.open("wb") as log:
         fronts = ["--sip-port", str(sip_port), "--audiosocket-port", str(audiosocket_port)]
-        server = spawn_server(work / "data", *fronts, "--rtp-ports", "31000-31199", output=log)
+        # Capacity high enough that the fuzz reaches the codecs, not only the 503 refusal.
+        server = spawn_server(work / "data", *fronts, "--rtp-ports", "31000-31199", output=log,
+                              env={"VOICEBOT_SERVER__MAX_CALLS": "64"})  # fmt: skip
         try:
             await asyncio.to_thread(wait_healthy, server, 300)
             call = build_call(work / "good.wav", [QUESTION], voice="rms", tail_s=5.0)
