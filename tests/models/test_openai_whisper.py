@@ -88,7 +88,7 @@ def test_encoder_matches_ctranslate2(recognizer, speech):
     )
     theirs = np.array(ct2.encode(ctranslate2.StorageView.from_array(mel.numpy())))
     assert theirs.shape == ours.shape == (1, 1500, 384)
-    assert np.abs(ours - theirs).max() < 1e-2 * np.abs(theirs).max()
+    assert np.abs(ours - theirs).max() < 1e-4 * np.abs(theirs).max()  # seen: 2e-6
     assert np.corrcoef(ours.ravel(), theirs.ravel())[0, 1] > 0.9999
 
 
