@@ -57,6 +57,9 @@ from voicebot.workers import ModelTimeout
 
 log = logging.getLogger(__name__)
 
+#: After a hang-up, how long a caller turn still being transcribed may take to be recorded.
+HANGUP_GRACE_S = 5.0
+
 _ACTION_EVENTS: dict[type, str] = {
     CallerStarted: "caller_started",
     Speculate: "speculate",
@@ -103,6 +106,7 @@ class Call:
         self._utterance: list[PCM16] | None = None
         self._closing: str | None = None  # why the bot is hanging up (server shutdown)
         self._transferring = False  # a handoff to a person has been started
+        self._hung_up = False  # the carrier ended the call (answers in flight are not spoken)
         self._pending = np.zeros(0, dtype=np.int16)
         self._tasks: asyncio.TaskGroup | None = None
         self._turn_start = 0.0
@@ -151,9 +155,25 @@ class Call:
             try:
                 await self._inbound()
             finally:
+                self._hung_up = True
+                await self._finish_last_turn()
                 for reply in list(self._replies.values()):
                     await stop_task(reply.task)
                 await stop_task(playout)
+
+    async def _finish_last_turn(self) -> None:
+        """The caller hung up while their last turn was being understood: let it finish
+        (bounded), so the transcript keeps what they said even though nobody answers."""
+        pending = [
+            reply.task
+            for reply in self._replies.values()
+            if reply.turn is not None
+            and reply.record is None
+            and reply.task is not None
+            and not reply.task.done()
+        ]
+        if pending:
+            await asyncio.wait(pending, timeout=HANGUP_GRACE_S)
 
     async def _inbound(self) -> None:
         async for event in self.conn.events():
@@ -410,7 +430,8 @@ class Call:
             noise = transcript.no_speech_prob > self.config.asr.max_no_speech_prob
             self._heard_pause(reply, "" if noise else transcript.text)
             if not transcript.text.strip() or noise:
-                await reply.released.wait()
+                if not self._hung_up:
+                    await reply.released.wait()
                 log.info("call %s: turn %s had no words; not answering", self._call_id, reply.turn)
                 self._finish(reply)
                 return
@@ -421,7 +442,8 @@ class Call:
         except Exception as exc:  # a timeout or a broken model: the caller hears an apology
             log.error("call %s: answering turn %s failed: %r", self._call_id, reply.turn, exc)
             self.metrics.model_errors.labels(stage="asr_or_dialogue").inc()
-            await reply.released.wait()
+            if not self._hung_up:
+                await reply.released.wait()
             decision = dialogue.apology(self.state)
             transcript = None
         caller_text = transcript.text if transcript is not None else ""
@@ -437,6 +459,12 @@ class Call:
             bot_text=decision.text,
             timings=timings,
         )
+        if self._hung_up:  # nobody is left to hear it: keep the turn, say nothing
+            record.outcome, record.bot_text = "hung_up", ""
+            reply.record = record
+            self._add_turn(record, reply)
+            self._save()
+            return
         await self._speak(reply, decision, record)
 
     async def _speak(self, reply: Reply, decision: Decision, record: TurnRecord | None) -> None:

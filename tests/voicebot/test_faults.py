@@ -201,3 +201,45 @@ async def test_when_the_voice_hangs_the_caller_still_hears_an_apology(services, 
     assert turn["intent"] and turn["bot_text"]
     heard = await transcribe_async(services, tmp_path / "dial" / "bot.wav", call.turns[0][1])
     assert "went wrong" in heard.lower(), heard
+
+
+class SlowRecognizer:
+    """Fault injection (a named fake wrapper): the real Whisper, 1.5 s late every time."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def transcribe(self, audio):
+        time.sleep(1.5)
+        return self.real.transcribe(audio)
+
+
+async def test_a_caller_who_hangs_up_before_the_answer_still_has_their_turn_recorded(
+    services, tmp_path
+):
+    runner, host, workers = await serve_with(
+        services, tmp_path, recognizer=SlowRecognizer(services.workers.recognizer)
+    )
+    call = build_call(tmp_path / "caller.wav", ["How do I close my account?"], voice="rms")
+    audio = caller_audio(call.path)
+    (_, speech_end_s), *_ = call.turns
+    peer = TwilioPeer("CA" + "e" * 32, "MZ" + "e" * 32, "AC" + "e" * 32, {})
+    try:
+        async with websockets.connect(f"ws://{host}/twilio/media") as ws:
+            await ws.send(peer.connected())
+            await ws.send(peer.start())
+            for tick, start in enumerate(range(0, len(audio) - FRAME, FRAME)):
+                await ws.send(peer.media(audio[start : start + FRAME], tick * 20))
+                await asyncio.sleep(0.02)
+                if (tick + 1) * 0.02 >= speech_end_s + 1.2:  # turn over, still transcribing
+                    break
+            await ws.send(peer.stop())
+        directory = tmp_path / "data" / "calls" / safe_call_dir_name(peer.call_sid)
+        transcript = await wait_for_transcript(directory)
+    finally:
+        await runner.cleanup()
+        workers.close()
+    assert transcript["end_reason"] == "stop"
+    [turn] = transcript["turns"]  # what the caller said is kept, though nobody answered
+    assert turn["outcome"] == "hung_up" and turn["bot_text"] == ""
+    assert "account" in turn["caller_text"].lower()

@@ -50,6 +50,7 @@ OUTCOMES = frozenset(
         "handoff_accepted",
         "handoff_declined",
         "transfer_failed",
+        "hung_up",
         "closing",
         "dtmf",
         "apology",
