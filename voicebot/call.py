@@ -132,8 +132,8 @@ class Call:
             if exc is not None and not self.record.end_reason:
                 self.record.end_reason = f"error: {exc!r}"[:200]
             self.record.ended_s = round(self.now(), 3)
-            self._save()
-        await self.journal.close(self.record.end_reason if self.record else end)
+        # The recording closes first, then the final transcript is written (see close).
+        await self.journal.close(self.record.end_reason if self.record else end, self.record)
 
     def _log(self, kind: str, /, **fields: Any) -> None:
         self.journal.log(kind, **fields)

@@ -121,16 +121,21 @@ class CallJournal:
         self.services.metrics.recording_failed()
         log.error("call %s: transcript not saved: %r", call_id, exc)
 
-    async def close(self, reason: str) -> None:
-        """Wait for the last transcript write; write the rest of the recording and close it."""
+    async def close(self, reason: str, record: CallRecord | None = None) -> None:
+        """Close the recording (its last event says why), then write the final transcript.
+
+        In that order, so a transcript with `ended_s` means every file of the call is
+        complete: QA tools (and tests) can wait on the transcript alone.
+        """
+        if self.recorder is not None:
+            self.recorder.event("end", reason=reason)
+            try:
+                await asyncio.wrap_future(self.recorder.close())
+            except OSError as exc:
+                self.services.metrics.recording_failed()
+                log.error("recording in %s not closed: %r", self.recorder.directory, exc)
+        if record is not None:
+            self.save(record)
         if self._saving is not None:
             with contextlib.suppress(Exception):  # a failure was logged by its callback
                 await asyncio.wrap_future(self._saving)
-        if self.recorder is None:
-            return
-        self.recorder.event("end", reason=reason)
-        try:
-            await asyncio.wrap_future(self.recorder.close())
-        except OSError as exc:
-            self.services.metrics.recording_failed()
-            log.error("recording in %s not closed: %r", self.recorder.directory, exc)
