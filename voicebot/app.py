@@ -20,6 +20,7 @@ import numpy as np
 from aiohttp import web
 
 from models.protocols import VoiceActivityDetector
+from telephony.access_log import PathOnlyAccessLogger
 from telephony.asterisk.audiosocket_server import AudioSocketServer
 from telephony.connection import CallConnection
 from telephony.server import MediaServer, ServerSettings, TwilioWebhookSettings
@@ -333,7 +334,7 @@ async def serve(config: Config) -> None:
     sip = build_sip(server, config)
     if sip is not None:
         await sip.start()
-    runner = web.AppRunner(server.app, handle_signals=False)
+    runner = web.AppRunner(server.app, handle_signals=False, access_log_class=PathOnlyAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, config.server.host, config.server.port)
     await site.start()
