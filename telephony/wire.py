@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from telephony.events import PCM16, DtmfDigit, Event, MarkPlayed, ProtocolError
+from telephony.events import PCM16, AudioIn, DtmfDigit, Event, MarkPlayed, ProtocolError
+from telephony.resample import StreamResampler
 
 #: Digits a phone keypad can send (RFC 4733 events 0-15).
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
@@ -83,6 +85,34 @@ def mark_event(data: dict[str, Any]) -> Event:
     if not isinstance(name, str):
         return ProtocolError("'mark' without a name")
     return MarkPlayed(name)
+
+
+def media_audio(
+    data: dict[str, Any],
+    *,
+    max_bytes: int,
+    decode: Callable[[bytes], PCM16],
+    resampler: StreamResampler,
+) -> list[Event]:
+    """A Twilio-style `media` message (Twilio, Telnyx) as bot audio.
+
+    Only the inbound track is the caller; the payload is base64 G.711 of at most
+    `max_bytes`; anything else is a `ProtocolError`, never an exception.
+    """
+    media = data.get("media")
+    if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
+        return [ProtocolError("'media' without a payload string")]
+    if media.get("track", "inbound") not in ("inbound", "inbound_track"):
+        return []
+    encoded = decode_base64(media["payload"])
+    if encoded is None:
+        return [ProtocolError("'media' payload is not valid base64")]
+    if not encoded:
+        return []
+    if len(encoded) > max_bytes:
+        return [ProtocolError(f"'media' payload of {len(encoded)} bytes is too large")]
+    pcm = resampler.process(decode(encoded))
+    return [AudioIn(pcm, as_int(media.get("timestamp")), as_int(media.get("chunk")))]
 
 
 def pcm16_from_bytes(data: bytes, *, big_endian: bool = False) -> PCM16:

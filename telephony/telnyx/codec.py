@@ -27,7 +27,6 @@ import numpy as np
 from telephony.events import (
     BOT_SAMPLE_RATE,
     PCM16,
-    AudioIn,
     CallEnded,
     CallStarted,
     Event,
@@ -40,9 +39,9 @@ from telephony.resample import StreamResampler
 from telephony.wire import (
     CodecStateError,
     as_int,
-    decode_base64,
     dtmf_event,
     mark_event,
+    media_audio,
     parse_json_object,
     string_map,
 )
@@ -170,21 +169,8 @@ class TelnyxCodec:
     def _on_media(self, data: dict[str, Any]) -> list[Event]:
         if self.stream_id is None:
             return [ProtocolError("'media' before 'start' dropped")]
-        media = data.get("media")
-        if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
-            return [ProtocolError("'media' without a payload string")]
-        if media.get("track", "inbound") not in ("inbound", "inbound_track"):
-            return []
-        encoded = decode_base64(media["payload"])
-        if encoded is None:
-            return [ProtocolError("'media' payload is not valid base64")]
-        if len(encoded) > MAX_MEDIA_BYTES:
-            return [ProtocolError(f"'media' payload of {len(encoded)} bytes is too large")]
-        if not encoded:
-            return []
         decode = _CODECS[self.encoding][0]
-        pcm = self._inbound.process(decode(encoded))
-        return [AudioIn(pcm, as_int(media.get("timestamp")), as_int(media.get("chunk")))]
+        return media_audio(data, max_bytes=MAX_MEDIA_BYTES, decode=decode, resampler=self._inbound)
 
     def _on_dtmf(self, data: dict[str, Any]) -> list[Event]:
         return [dtmf_event(data)]

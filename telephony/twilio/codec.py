@@ -20,7 +20,6 @@ import numpy as np
 from telephony.events import (
     BOT_SAMPLE_RATE,
     PCM16,
-    AudioIn,
     CallEnded,
     CallStarted,
     Event,
@@ -33,9 +32,9 @@ from telephony.resample import StreamResampler
 from telephony.wire import (
     CodecStateError,
     as_int,
-    decode_base64,
     dtmf_event,
     mark_event,
+    media_audio,
     parse_json_object,
 )
 
@@ -126,20 +125,9 @@ class TwilioCodec:
     def _on_media(self, data: dict[str, Any]) -> list[Event]:
         if self.stream_sid is None:
             return [ProtocolError("'media' before 'start' dropped")]
-        media = data.get("media")
-        if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
-            return [ProtocolError("'media' without a payload string")]
-        if media.get("track", "inbound") not in ("inbound", "inbound_track"):
-            return []
-        ulaw = decode_base64(media["payload"])
-        if ulaw is None:
-            return [ProtocolError("'media' payload is not valid base64")]
-        if not ulaw:
-            return []
-        if len(ulaw) > MAX_MEDIA_BYTES:
-            return [ProtocolError(f"'media' payload of {len(ulaw)} bytes is too large")]
-        pcm = self._inbound.process(ulaw_decode(ulaw))
-        return [AudioIn(pcm, as_int(media.get("timestamp")), as_int(media.get("chunk")))]
+        return media_audio(
+            data, max_bytes=MAX_MEDIA_BYTES, decode=ulaw_decode, resampler=self._inbound
+        )
 
     def _on_dtmf(self, data: dict[str, Any]) -> list[Event]:
         return [dtmf_event(data)]
