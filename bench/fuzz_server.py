@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from telephony.twilio.peer import TwilioPeer  # noqa: E402
 from tests.fixtures import carrier_messages as fx  # noqa: E402
-from tests.helpers import build_call, free_port, spawn_server, wait_healthy  # noqa: E402
+from tests.helpers import AGE_QUESTION, build_call, free_port, spawn_server, wait_healthy  # noqa: E402
 from voicebot.dial import dial  # noqa: E402
 
-QUESTION = "How old do I have to be to open an account?"
+QUESTION = AGE_QUESTION
 SIP_OPTIONS = (
     "OPTIONS sip:bot@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{n}\r\n"
     "From: <sip:fuzz@127.0.0.1>;tag=f{n}\r\nTo: <sip:bot@127.0.0.1>\r\nCall-ID: fuzz{n}\r\n"

@@ -252,7 +252,7 @@ def test_real_tiny_en_batched_transcribes_speech():
     texts = [f.result(60).text.lower() for f in futures]
     quiet = worker.transcribe(np.zeros(16_000, np.int16))
     worker.close()
-    assert "close my account" in texts[0] and "how old do i have to be" in texts[1], texts
+    assert "close my account" in texts[0] and "age limit" in texts[1], texts
     assert quiet.text == "" or quiet.no_speech_prob > 0.5
     assert worker.stats.sizes[2] == 1
 

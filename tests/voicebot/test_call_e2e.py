@@ -15,7 +15,13 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests.helpers import build_call, transcribe_async, wait_for_transcript
+from tests.helpers import (
+    AGE_QUESTION,
+    CLOSE_QUESTION,
+    build_call,
+    transcribe_async,
+    wait_for_transcript,
+)
 from voicebot.dial import AUDIBLE_PEAK, dial
 from voicebot.transcript import safe_call_dir_name
 from voicebot.wavio import read_wav
@@ -23,8 +29,8 @@ from voicebot.wavio import read_wav
 pytestmark = pytest.mark.slow
 
 TOP_UP = "What is the most I can top up with my card in one day?"
-AGE = "How old do I have to be to open an account?"
-CLOSE = "How do I close my account?"
+AGE = AGE_QUESTION
+CLOSE = CLOSE_QUESTION
 
 
 def words(text: str) -> set[str]:

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.helpers import build_call
+from tests.helpers import AGE_QUESTION, CLOSE_QUESTION, build_call
 from voicebot.dial import dial
 from voicebot.dialogue.core import DialogueCore
 from voicebot.replay import runner
@@ -19,7 +19,7 @@ from voicebot.wavio import read_pcm16_channels
 
 pytestmark = pytest.mark.slow
 
-QUESTIONS = ["How old do I have to be to open an account?", "How do I close my account?"]
+QUESTIONS = [AGE_QUESTION, CLOSE_QUESTION]
 
 
 @pytest.fixture(scope="module")
@@ -176,8 +176,8 @@ async def test_the_replayed_report_opens_in_chromium_and_shows_every_turn(
 async def test_a_folder_is_replayed_on_all_cores_with_an_index(config, tmp_path):
     folder = tmp_path / "calls"
     folder.mkdir()
-    build_call(folder / "one.wav", ["How old do I have to be to open an account?"], voice="rms")
-    build_call(folder / "two.wav", ["How do I close my account?"], voice="awb")
+    build_call(folder / "one.wav", [AGE_QUESTION], voice="slt")
+    build_call(folder / "two.wav", [CLOSE_QUESTION], voice="rms")
     status = await asyncio.to_thread(
         runner.run_replay, folder, tmp_path / "out", config, with_compare=False, jobs=2
     )

@@ -24,7 +24,7 @@ import pytest
 
 from telephony.g711 import ulaw_decode
 from telephony.sip.server import SipServer, SipSettings
-from tests.helpers import build_call, transcribe_async
+from tests.helpers import AGE_QUESTION, CLOSE_QUESTION, build_call, transcribe_async
 from voicebot.wavio import read_wav, write_wav
 
 pytestmark = pytest.mark.slow
@@ -34,8 +34,8 @@ REQUIRE_ENV = "VOICEBOT_REQUIRE_SIPP"
 SCENARIOS = Path(__file__).parent / "scenarios"
 QUESTIONS = [
     "What is the most I can top up with my card in one day?",
-    "How old do I have to be to open an account?",
-    "How do I close my account?",
+    AGE_QUESTION,
+    CLOSE_QUESTION,
 ]
 
 
