@@ -29,7 +29,9 @@ from typing import Protocol, runtime_checkable
 
 from telephony.events import Event, MarkPlayed
 
-Clock = Callable[[], float]
+#: Seconds from a monotonic source, e.g. `time.monotonic`. Only read, never slept on, so
+#: a plain callable, not the `telephony.clock.Clock` protocol (now() and sleep_until()).
+TimeSource = Callable[[], float]
 #: How often the server asks a codec for marks that have come due.
 POLL_INTERVAL_S = 0.02
 
@@ -37,7 +39,7 @@ POLL_INTERVAL_S = 0.02
 class MarkEmulator:
     """A model of the carrier's playback buffer: audio durations in, due marks out."""
 
-    def __init__(self, clock: Clock = time.monotonic, latency_s: float = 0.04) -> None:
+    def __init__(self, clock: TimeSource = time.monotonic, latency_s: float = 0.04) -> None:
         self._clock = clock
         self.latency_s = latency_s
         self._played_until = 0.0

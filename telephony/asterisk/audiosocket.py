@@ -36,7 +36,7 @@ from telephony.events import (
     ProtocolError,
     WireMessage,
 )
-from telephony.marks import Clock, MarkEmulator
+from telephony.marks import MarkEmulator, TimeSource
 from telephony.resample import StreamResampler
 from telephony.wire import (
     DTMF_DIGITS,
@@ -70,7 +70,7 @@ class AudioSocketCodec:
 
     carrier = CARRIER
 
-    def __init__(self, clock: Clock = time.monotonic, *, mark_latency_s: float = 0.04) -> None:
+    def __init__(self, clock: TimeSource = time.monotonic, *, mark_latency_s: float = 0.04) -> None:
         self.call_id: str | None = None
         self.ended = False
         self.marks = MarkEmulator(clock, mark_latency_s)

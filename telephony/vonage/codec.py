@@ -39,7 +39,7 @@ from telephony.events import (
     ProtocolError,
     WireMessage,
 )
-from telephony.marks import Clock, MarkEmulator
+from telephony.marks import MarkEmulator, TimeSource
 from telephony.resample import StreamResampler
 from telephony.wire import (
     DTMF_DIGITS,
@@ -76,7 +76,7 @@ class VonageCodec:
     #: Vonage ends a call by closing the socket (there is no stop message).
     ends_by_closing = True
 
-    def __init__(self, clock: Clock = time.monotonic, *, mark_latency_s: float = 0.04) -> None:
+    def __init__(self, clock: TimeSource = time.monotonic, *, mark_latency_s: float = 0.04) -> None:
         self.rate: int | None = None
         self.call_id: str | None = None
         self.stream_id: str | None = None
