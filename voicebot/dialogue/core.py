@@ -147,8 +147,15 @@ class DialogueCore:
             cached = self._answers[intent] = tuple(self.replies.answer(intent))
         return cached
 
-    def respond(self, state: DialogueState, text: str) -> Decision:
-        """Decide the reply to one caller turn (blocking: it runs the intent model)."""
+    def respond(self, state: DialogueState, text: str, *, with_slots: bool = True) -> Decision:
+        """Decide the reply to one caller turn (blocking: it runs the intent model).
+
+        `with_slots=False` leaves `Decision.slots` empty where the reply does not depend
+        on them (a plain answer): the slot tagger is a third transformer pass (~20 ms
+        here), so a live call reads them with `read_slots` after the reply has started
+        rather than before. Where a task needs them to choose what to say, they are
+        always read.
+        """
         sentiment = compound(text)
         state = replace(
             state,
@@ -159,11 +166,16 @@ class DialogueCore:
         if not rules.normalise(text):
             return self._decide((self._prompt("not_heard"),), Outcome.NOT_HEARD, state, sentiment)
         guess = self.classify(text)
-        decision = self._route(state, text, sentiment, guess)
+        decision = self._route(state, text, sentiment, guess, with_slots)
         return self._finish(decision, text)
 
     def _route(
-        self, state: DialogueState, text: str, sentiment: float, guess: Understanding
+        self,
+        state: DialogueState,
+        text: str,
+        sentiment: float,
+        guess: Understanding,
+        with_slots: bool = True,
     ) -> Decision:
         yes = rules.is_affirmation(text) or self._general(guess, "affirm")
         no = rules.is_denial(text) or self._general(guess, "deny")
@@ -187,7 +199,7 @@ class DialogueCore:
         if small_talk is not None:
             return small_talk
         decision = self._by_intent(state, text, sentiment, guess)
-        return replace(decision, slots=self.read_slots(text))
+        return replace(decision, slots=self.read_slots(text)) if with_slots else decision
 
     def read_slots(self, text: str) -> tuple[tuple[str, str], ...]:
         """Slot values in the turn, normalised ("amount_of_money", "61.30 GBP")."""

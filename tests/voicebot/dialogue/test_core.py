@@ -30,6 +30,16 @@ def test_respond_is_pure(core):
     assert state == DialogueState()
 
 
+def test_an_answer_without_slots_is_the_same_answer_and_slots_can_follow(core):
+    text = "I was charged 45 pounds twice at Tesco yesterday"
+    full = core.respond(DialogueState(), text)
+    quick = core.respond(DialogueState(), text, with_slots=False)
+    assert full.slots and dict(full.slots).get("amount_of_money") == "45.00 GBP", full.slots
+    assert quick.slots == ()
+    assert (quick.intent, quick.sentences, quick.state) == (full.intent, full.sentences, full.state)
+    assert core.read_slots(text) == full.slots
+
+
 @pytest.mark.parametrize(
     "text", ["What's the weather like tomorrow?", "Tell me a joke about penguins."]
 )
