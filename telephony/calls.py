@@ -1,10 +1,10 @@
 """The calls one front door is running: each call's task and connection, and their end.
 
-Every front door (the websocket `MediaServer`, the AudioSocket TCP server) runs each
-call in its own task so that an exception in one call closes that call only, gives a
-handler a grace period to finish after the carrier has gone, and on shutdown lets calls
-finish before asking the rest to say goodbye. That bookkeeping is the same everywhere,
-so it lives here once.
+Every front door (the websocket `MediaServer`, the AudioSocket TCP server, the SIP
+bridge) runs each call in its own task so that an exception in one call closes that call
+only, gives a handler a grace period to finish after the carrier has gone, and on
+shutdown lets calls finish before asking the rest to say goodbye. That bookkeeping is
+the same everywhere, so it lives here once.
 """
 
 from __future__ import annotations
@@ -40,18 +40,24 @@ class CallTasks:
         """Calls whose handler is still running."""
         return len(self._tasks)
 
-    def start(self, conn: CallConnection) -> asyncio.Task[None]:
-        """Run the handler for `conn` in its own task (its failure closes this call only)."""
-        task = asyncio.create_task(self._run(conn), name=f"call-{conn.carrier}")
+    def start(self, conn: CallConnection, serve: CallHandler | None = None) -> asyncio.Task[None]:
+        """Run the handler for `conn` in its own task (its failure closes this call only).
+
+        `serve` runs instead of the handler for this call: a front door whose call owns
+        more than the connection (the SIP bridge: an RTP port, a dialog) passes a wrapper
+        that runs the handler and then releases them, so that `drain` waits for both.
+        """
+        run = self._run(conn, serve or self.handler)
+        task = asyncio.create_task(run, name=f"call-{conn.carrier}")
         self._tasks.add(task)
         self._conns.add(conn)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _: self._conns.discard(conn))
         return task
 
-    async def _run(self, conn: CallConnection) -> None:
+    async def _run(self, conn: CallConnection, serve: CallHandler) -> None:
         try:
-            await self.handler(conn)
+            await serve(conn)
         except Exception:
             log.exception("call handler failed; closing this %s call only", self.label)
             await conn.close(CLOSE_INTERNAL, "internal error")

@@ -5,8 +5,14 @@ Thin glue, like `telephony.server.MediaServer`: datagrams go into
 carried out here (send a datagram, admit or refuse a call, reconfigure media, end a
 call). Each admitted call gets an `RtpMedia` (codec and paced sender in one) and the
 same `CallConnection` the websocket carriers build, so the same `Call` handles it.
-Each call runs in its own task; an exception in one is logged and hangs up that call
-only. Malformed datagrams cost one log line (rate-limited per source), nothing more.
+Calls run under the `CallTasks` every front door shares: an exception in one is logged
+and hangs up that call only, a handler still running `handler_grace_s` after the dialog
+ended is cancelled, and shutdown refuses new calls (503 to INVITE and OPTIONS), lets
+calls finish, asks the rest to say goodbye, then cancels. What is SIP's own: a call is
+admitted (and counted) from the INVITE, but reaches `CallTasks` only once its RTP port
+is open and it is answered; its handler is wrapped so that the port and the dialog are
+released inside the call's task, and `drain` therefore means "ports free, BYEs sent".
+Malformed datagrams cost one log line (rate-limited per source), nothing more.
 """
 
 from __future__ import annotations
@@ -19,10 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
+from telephony.calls import CallHandler, CallTasks
 from telephony.connection import CallConnection, TransferFailed
 from telephony.events import CallEnded, CallStarted, DtmfDigit, Event, MediaFormat
-from telephony.events import ShutdownRequested as Shutdown
-from telephony.server import CallHandler
 from telephony.sip.media import RtpMedia
 from telephony.sip.ports import PortAllocator, PortsExhausted
 from telephony.sip.transaction import (
@@ -63,6 +68,8 @@ class SipSettings:
     #: End a call after this long without RTP from the caller (not counted while on hold);
     #: a caller gone without a BYE otherwise holds the call until `max_call_s`. 0 = off.
     idle_timeout_s: float = 30.0
+    #: After the dialog ends, how long the handler may take to finish before it is cancelled.
+    handler_grace_s: float = 15.0
     transfer_timeout_s: float = 30.0
     #: How often the user agent's timers are checked (RFC 3261 T1 is 500 ms).
     tick_s: float = 0.05
@@ -103,13 +110,16 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 class _SipCall:
-    """One admitted call: its media, connection and task (the dialog lives in the UAS)."""
+    """One admitted call: its media and connection (the dialog lives in the UAS)."""
 
     def __init__(self, offer: IncomingCall) -> None:
         self.offer = offer
         self.media: RtpMedia | None = None
         self.conn: CallConnection | None = None
-        self.task: asyncio.Task[None] | None = None
+        #: Opens the RTP port and answers; then the call is in `SipServer.calls`.
+        self.opening: asyncio.Task[None] | None = None
+        #: The handler's deadline: none while the dialog lasts, the grace period after.
+        self.deadline: asyncio.Timeout | None = None
         self.ended: str | None = None
         self.transfer: asyncio.Future[tuple[bool, str]] | None = None
 
@@ -141,6 +151,7 @@ class SipServer:
             transfer_timeout_s=self.settings.transfer_timeout_s,
         )
         self.draining = False
+        self.calls = CallTasks(handler, label="SIP", handler_grace_s=self.settings.handler_grace_s)
         self._calls: dict[str, _SipCall] = {}
         self._transport: asyncio.DatagramTransport | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -184,26 +195,25 @@ class SipServer:
         """Refuse new calls (503), let calls finish, then ask the rest to say goodbye."""
         self.draining = True
         self.uas.unavailable_retry_after = self.settings.retry_after_s
-        await self.drain(grace_s)
-        if self._calls:
-            log.warning("shutdown: ending %d SIP call(s) still in progress", len(self._calls))
-            for call in list(self._calls.values()):
-                call.push(Shutdown("server shutdown"))
-            await self.drain(goodbye_s)
+        await self._opened()
+        await self.calls.shutdown(grace_s, goodbye_s)
 
     async def drain(self, timeout_s: float) -> None:
-        """Wait for the calls in progress to finish."""
-        tasks = {c.task for c in self._calls.values() if c.task is not None}
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout_s)
+        """Wait for the calls in progress to finish (their ports freed, their BYEs sent)."""
+        await self._opened()
+        await self.calls.drain(timeout_s)
+
+    async def _opened(self, timeout_s: float = 5.0) -> None:
+        """Wait for the calls still opening their RTP port, so that `self.calls` has them."""
+        opening = {c.opening for c in self._calls.values() if c.opening and not c.opening.done()}
+        if opening:
+            await asyncio.wait(opening, timeout=timeout_s)
 
     async def close(self) -> None:
-        """Hang up whatever is left, stop the timers and close the socket."""
+        """Hang up whatever is left (BYE), stop the timers and close the socket."""
         self.draining = True
-        tasks = [c.task for c in self._calls.values() if c.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._opened()
+        await self.calls.cancel_all("server stopped")
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -270,7 +280,7 @@ class SipServer:
         call = _SipCall(offer)
         self._calls[offer.call_id] = call
         self._apply(self.uas.ringing(offer.call_id, now))
-        call.task = asyncio.create_task(self._run(call), name=f"sip-call-{offer.call_id[:16]}")
+        call.opening = asyncio.create_task(self._open(call), name=f"sip-open-{offer.call_id[:16]}")
 
     def _ended(self, ended: DialogEnded) -> None:
         call = self._calls.get(ended.call_id)
@@ -278,6 +288,9 @@ class SipServer:
             return
         call.ended = ended.reason
         call.push(CallEnded(ended.reason))
+        if call.deadline is not None and call.deadline.when() is None:
+            # the dialog is over: the handler's grace period starts now (as `CallTasks.finish`)
+            call.deadline.reschedule(self._now() + self.settings.handler_grace_s)
         if call.transfer is not None and not call.transfer.done():
             call.transfer.set_result((False, f"call ended: {ended.reason}"))
 
@@ -287,23 +300,22 @@ class SipServer:
             _configure(call.media, change)
             log.info("sip call %s: media now %s", change.call_id, change.agreed.direction)
 
-    async def _run(self, call: _SipCall) -> None:
+    async def _open(self, call: _SipCall) -> None:
+        """Answer the call and hand it to `self.calls`, or hang up and forget it."""
         call_id = call.offer.call_id
         try:
-            if await self._setup(call):
-                await self._serve(call)
-        except Exception:
-            log.exception("sip call %s failed; hanging up this call only", call_id)
-        finally:
-            if call.conn is not None:
-                await call.conn.close()
-            else:
-                self._apply(self.uas.hangup(call_id, self._now()))
-            if call.media is not None:
-                await call.media.close()
-            self._calls.pop(call_id, None)
+            answered = await self._answer(call)
+        except Exception:  # one call that cannot be set up must not leak its port or entry
+            log.exception("sip call %s could not be set up; hanging up this call only", call_id)
+            answered = False
+        if not answered:
+            self._apply(self.uas.hangup(call_id, self._now()))  # 480 if never answered
+            await self._release(call)
+            return
+        conn = self._connect(call)
+        self.calls.start(conn, lambda conn: self._serve(call, conn))
 
-    async def _setup(self, call: _SipCall) -> bool:
+    async def _answer(self, call: _SipCall) -> bool:
         """Open RTP and answer 200 OK; False when the call went away meanwhile."""
         offer, settings = call.offer, self.settings
         try:
@@ -322,7 +334,8 @@ class SipServer:
         )
         return True
 
-    async def _serve(self, call: _SipCall) -> None:
+    def _connect(self, call: _SipCall) -> CallConnection:
+        """The call's `CallConnection`, with `CallStarted` (and any `CallEnded`) queued."""
         offer, settings, media = call.offer, self.settings, call.media
         assert media is not None
         call_id = offer.call_id
@@ -353,13 +366,41 @@ class SipServer:
         )
         if call.ended is not None:
             conn.push(CallEnded(call.ended))
-        limit = asyncio.get_running_loop().call_later(
-            settings.max_call_s, conn.push, CallEnded("maximum call duration")
-        )
+        return conn
+
+    async def _serve(self, call: _SipCall, conn: CallConnection) -> None:
+        """The handler within the call's limits; then BYE (if still up) and free the port.
+
+        Runs as the call's task in `self.calls`, so a failure here is that call's only.
+        """
+        settings, loop = self.settings, asyncio.get_running_loop()
+        limit = loop.call_later(settings.max_call_s, conn.push, CallEnded("maximum call duration"))
+        deadline: asyncio.Timeout | None = None
         try:
-            await self.handler(conn)
+            async with asyncio.timeout(None) as deadline:
+                call.deadline = deadline  # `_ended` starts the grace period on it
+                if call.ended is not None:
+                    deadline.reschedule(loop.time() + settings.handler_grace_s)
+                await self.handler(conn)
+        except TimeoutError:
+            if deadline is None or not deadline.expired():
+                raise  # the handler's own timeout: a failure, not our grace running out
+            log.error(
+                "sip call %s: handler did not finish within %.0f s of the hang-up; cancelled",
+                call.offer.call_id,
+                settings.handler_grace_s,
+            )
         finally:
+            call.deadline = None  # exited: a late `DialogEnded` must not reschedule it
             limit.cancel()
+            await conn.close()
+            await self._release(call)
+
+    async def _release(self, call: _SipCall) -> None:
+        """Give the call's RTP port back and stop counting it."""
+        if call.media is not None:
+            await call.media.close()
+        self._calls.pop(call.offer.call_id, None)
 
     async def _transfer(self, call: _SipCall, reason: str) -> None:
         """REFER the caller to the agent URI; raises `TransferFailed` (the call stays ours)."""

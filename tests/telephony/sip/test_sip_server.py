@@ -278,6 +278,49 @@ async def test_shutdown_refuses_new_calls_and_asks_the_rest_to_say_goodbye(make_
     late.close()
 
 
+class Stall:
+    """A handler behaviour that hears nothing more (a stuck bot) and notes its cancellation."""
+
+    def __init__(self) -> None:
+        self.cancelled = asyncio.Event()
+
+    async def __call__(self, conn: CallConnection) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+
+async def test_a_handler_stuck_after_the_bye_is_cancelled_after_its_grace(make_server):
+    stall = Stall()
+    server = await make_server(Handler(stall), handler_grace_s=0.2)
+    caller = Caller(server)
+    await caller.call()
+    caller.send("BYE", branch="z9hG4bKbye", cseq=2, to_tag=caller.tag)
+    assert (await caller.until(200)).headers.get("CSeq") == "2 BYE"
+    assert server.active_connections == 1  # the grace period has only begun
+    await asyncio.wait_for(stall.cancelled.wait(), 5)
+    await server.drain(5)
+    assert server.active_connections == 0 and server.ports.in_use == frozenset()
+    caller.close()
+
+
+async def test_a_call_that_ignores_the_goodbye_is_hung_up_on_close(make_server):
+    stall = Stall()
+    server = await make_server(Handler(stall))
+    caller = Caller(server)
+    await caller.call()
+    await server.shutdown(grace_s=0.1, goodbye_s=0.1)
+    assert server.active_connections == 1  # still talking: close() is what ends it
+    await server.close()
+    bye = await caller.recv()
+    assert isinstance(bye, Request) and bye.method == "BYE"
+    assert stall.cancelled.is_set()
+    assert server.active_connections == 0 and server.ports.in_use == frozenset()
+    caller.close()
+
+
 def test_port_range_parsing():
     assert parse_port_range("10000-10999") == (10000, 10999)
     for bad in ("10000", "a-b", "20-10", "0-5"):
