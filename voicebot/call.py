@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -218,6 +218,11 @@ class Call:
         )
         self.journal.start(event)
         log.info("call %s started (%s)", event.call_id, event.carrier)
+        # The front door arms a transfer before the start reaches us; without one the
+        # dialogue never offers a person (it says who can be reached, and when).
+        can_transfer = self.conn.can_transfer
+        self.heard.state = replace(self.heard.state, can_transfer=can_transfer)
+        self.log("can_transfer", value=can_transfer)
         self.save()
         self.replies.start_prompt("greeting", self.services.dialogue.greeting(self.state))
 

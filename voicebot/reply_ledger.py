@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 HANGUP_GRACE_S = 5.0
 #: Replies remembered by id, so late marks still find theirs.
 KEPT_REPLIES = 16
+#: Outcomes that set the call's own handoff entry (a declined offer only marks its turn).
+_CALL_HANDOFFS = (Outcome.HANDOFF_ACCEPTED, Outcome.HANDOFF_OFFER, Outcome.HANDOFF_UNAVAILABLE)
 
 
 class ReplyOwner(Protocol):
@@ -261,7 +263,7 @@ class ReplyLedger:
         call_record = self.call.record
         if decision.handoff is None or call_record is None:
             return
-        state = {None: "offered", True: "accepted", False: "declined"}[decision.handoff.accepted]
+        state = decision.handoff.state
         entry = {
             "state": state,
             "reason": decision.handoff.reason,
@@ -271,5 +273,5 @@ class ReplyLedger:
         log.info("call %s: handoff %s (%s)", call_record.call_id, state, decision.handoff.reason)
         if record is not None:
             record.handoff = entry
-        if decision.outcome in (Outcome.HANDOFF_ACCEPTED, Outcome.HANDOFF_OFFER):
+        if decision.outcome in _CALL_HANDOFFS:
             call_record.handoff = entry

@@ -163,7 +163,7 @@ async def test_two_concurrent_calls_do_not_mix_and_a_broken_one_hurts_neither(
 
 
 async def test_pressing_zero_without_a_transfer_target_says_so(live_server, tmp_path):
-    call = build_call(tmp_path / "quiet.wav", ["Hello."], tail_s=12.0)
+    call = build_call(tmp_path / "quiet.wav", ["Hello."], tail_s=20.0)
     result = await dial(
         live_server.ws,
         call.path,
@@ -175,12 +175,18 @@ async def test_pressing_zero_without_a_transfer_target_says_so(live_server, tmp_
     directory = live_server.data_dir / "calls" / safe_call_dir_name(result.call_sid)
     record = await wait_for_transcript(directory)  # the last prompt is written at the end
     assert record["dtmf"] and record["dtmf"][0]["digit"] == "0"
-    assert record["handoff"]["state"] == "accepted" and "0" in record["handoff"]["reason"]
-    # This server has no transfer target: the caller is told so, not left waiting.
-    assert [p["kind"] for p in record["prompts"]][-2:] == ["dtmf", "transfer_failed"]
-    assert record["handoff"]["transfer"] == "transfer_failed"
-    for prompt in record["prompts"][-2:]:
-        spoken = await transcribe_async(
-            live_server.services, tmp_path / "out" / "bot.wav", prompt["at_s"]
-        )
-        assert words(prompt["bot_text"]) & words(spoken), prompt
+    # This server has no transfer target: the caller is told so up front (and when the
+    # bank's people can be reached), never promised a transfer that then fails.
+    assert record["handoff"]["state"] == "unavailable" and "0" in record["handoff"]["reason"]
+    assert "transfer" not in record["handoff"]
+    kinds = [p["kind"] for p in record["prompts"]]
+    assert kinds[-1] == "dtmf" and "transfer_failed" not in kinds
+    told = record["prompts"][-1]
+    replies = live_server.services.dialogue.replies
+    assert told["bot_text"].startswith(replies.prompt("dtmf_unavailable"))
+    assert replies.prompt("dtmf_operator") not in told["bot_text"]
+    spoken = await transcribe_async(
+        live_server.services, tmp_path / "out" / "bot.wav", told["at_s"]
+    )
+    assert words(told["bot_text"]) & words(spoken), (told, spoken)
+    assert "through" not in words(spoken), spoken

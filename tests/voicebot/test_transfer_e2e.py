@@ -1,9 +1,11 @@
 """Handing a Twilio caller to a person: the REST redirect (against a FAKE Twilio API on
-127.0.0.1, since the real one cannot be reached here), recorded with its reason; and
-when the carrier cannot transfer, the caller is told instead of left in silence."""
+127.0.0.1, since the real one cannot be reached here), recorded with its reason; when
+the carrier refuses the transfer, the caller is told instead of left in silence; and
+where no transfer target is configured at all, a person is never promised."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 
@@ -73,3 +75,42 @@ async def test_a_refused_transfer_is_told_to_the_caller(services, tmp_path, monk
     assert told["kind"] == "transfer_failed"
     spoken = await transcribe_async(services, tmp_path / "out" / "bot.wav", told["at_s"])
     assert words(told["bot_text"]) & words(spoken)
+
+
+ASK_FOR_A_PERSON = "Can I speak to a real person, please?"
+
+
+async def test_without_a_transfer_target_a_person_is_never_promised(live_server, tmp_path):
+    """The live server has no transfer target (a websocket line with nobody behind it):
+    the caller who asks for a person hears that nobody can be reached on this line and
+    when the bank's people can be, never "I'll put you through"; the transcript keeps
+    the wish for a person, as an unavailable handoff, and no transfer is attempted."""
+    replies = live_server.services.dialogue.replies
+    promises = [replies.prompt(key) for key in ("handoff_offer", "handoff_accepted")]
+    call = build_call(tmp_path / "caller.wav", [ASK_FOR_A_PERSON], tail_s=2.0)
+    result = await dial(live_server.ws, call.path, tmp_path / "out", turns=call.turns,
+                        max_wait_s=40)  # fmt: skip
+    directory = live_server.data_dir / "calls" / safe_call_dir_name(result.call_sid)
+    record = await wait_for_transcript(directory)
+
+    [turn] = record["turns"]
+    assert turn["outcome"] == "handoff_unavailable", turn
+    assert turn["handoff"]["state"] == "unavailable", turn["handoff"]
+    assert turn["handoff"]["reason"] == "caller asked for a person"
+    assert record["handoff"]["state"] == "unavailable" and "transfer" not in record["handoff"]
+    assert [p["kind"] for p in record["prompts"]] == ["greeting"]  # no transfer_failed
+    said = [turn["bot_text"], *(p["bot_text"] for p in record["prompts"])]
+    assert not [text for text in said if any(promise in text for promise in promises)]
+    assert not [text for text in said if "put you through" in text.lower()]
+    assert all(sentence in turn["bot_text"] for sentence in replies.contact_points())
+    events = [json.loads(line) for line in (directory / "events.jsonl").read_text().splitlines()]
+    assert [e["value"] for e in events if e["event"] == "can_transfer"] == [False]
+    assert not [e for e in events if e["event"] == "transfer"]
+
+    # What the caller actually heard: the honest answer, all of it, and no promise.
+    start = result.turns[0].first_bot_audio_s
+    assert start is not None
+    heard = await transcribe_async(live_server.services, tmp_path / "out" / "bot.wav", start)
+    meant = words(turn["bot_text"])
+    assert len(words(heard) & meant) >= 0.6 * len(meant), (heard, meant)
+    assert "through" not in words(heard) and "stay on the line" not in heard.lower(), heard

@@ -12,6 +12,12 @@ other confident intents are answered from the knowledge graph; unsure ones get a
 yes/no confirmation; unknown ones a clarifying question, and after two
 misunderstandings in a row the bot offers a person. Every reply comes with a
 `ReplyPlan` for whichever engine phrases it.
+
+A person is offered only where the call can be transferred (`DialogueState.can_transfer`).
+Where it cannot, every path that would offer or promise one (asked for, pressed 0, an
+upset caller, repeated failures) says so instead, tells the caller when the bank's
+people can be reached (the contact points in the graph) and keeps helping; the handoff
+is still decided, as unavailable, so QA sees that the caller wanted a person.
 """
 
 from __future__ import annotations
@@ -45,11 +51,20 @@ DOMAIN_ROOT = Path(__file__).parent / "domain"
 MAX_MISUNDERSTANDINGS = 2
 #: Failures on our side in one call before the bot offers a person.
 MAX_FAILURES = 2
+#: The handoff reason of a caller who pressed 0.
+DTMF_OPERATOR = "caller pressed 0"
 #: How the offer of a person is worded, by why it is made.
 _OFFER_PROMPTS = {
     "strong negative sentiment": "handoff_offer_upset",
     "falling sentiment": "handoff_offer_upset",
     "repeated system failure": "handoff_offer_failure",
+}
+#: How the bot says that no person can be reached from this line, by why one was wanted.
+_UNAVAILABLE_PROMPTS = {
+    "strong negative sentiment": "handoff_unavailable_upset",
+    "falling sentiment": "handoff_unavailable_upset",
+    "repeated system failure": "handoff_unavailable_failure",
+    DTMF_OPERATOR: "dtmf_unavailable",
 }
 #: Intents answered from the caller's own account (verification first).
 ACCOUNT_INTENTS = {"check_balance": "check_balance", "recent_transactions": "recent_transactions"}
@@ -84,6 +99,8 @@ class DialogueCore:
         self.tasks = tasks
         self.slots = slots
         self._answers: dict[str, tuple[str, ...]] = {}
+        #: When the bank's people can be reached, said where no transfer is possible.
+        self._contacts = tuple(replies.contact_points())
         handled = set(ACCOUNT_INTENTS) | set(GENERAL)
         unknown = set(nlu.labels) - set(graph.intents()) - handled
         if unknown:
@@ -124,7 +141,9 @@ class DialogueCore:
             if step is not None:
                 return self._from_step(step, 0.0, None, 0.0)
         if digit == "0":
-            reason = "caller pressed 0"
+            reason = DTMF_OPERATOR
+            if not state.can_transfer:  # said as unavailable, never offered
+                return self._offer_handoff(state, reason, 0.0, ())
             new = replace(state, pending=None, pending_intent=None, transferred=True)
             return Decision(
                 (self._prompt("dtmf_operator"),),
@@ -446,14 +465,20 @@ class DialogueCore:
         intent: str | None = None,
         confidence: float = 0.0,
     ) -> Decision:
-        key = _OFFER_PROMPTS.get(reason, "handoff_offer")
-        offered = replace(state, pending="handoff", handoff_reason=reason)
-        decision = self._decide(
-            (*before, self._prompt(key)),
-            Outcome.HANDOFF_OFFER,
-            offered,
-            sentiment,
-            intent,
-            confidence,
-        )
-        return replace(decision, handoff=Handoff(reason))
+        """Offer a person, or, where this line cannot transfer, say so rather than promise
+        one: when the bank's people can be reached, and that the bot keeps helping. Then
+        no question is left pending, and the handoff is recorded as unavailable, with why
+        a person was wanted."""
+        if state.can_transfer:
+            key = _OFFER_PROMPTS.get(reason, "handoff_offer")
+            sentences: tuple[str, ...] = (*before, self._prompt(key))
+            outcome, handoff = Outcome.HANDOFF_OFFER, Handoff(reason)
+            state = replace(state, pending="handoff", handoff_reason=reason)
+        else:
+            key = _UNAVAILABLE_PROMPTS.get(reason, "handoff_unavailable")
+            help_ = self._prompt("handoff_unavailable_help")
+            sentences = (*before, self._prompt(key), *self._contacts, help_)
+            outcome, handoff = Outcome.HANDOFF_UNAVAILABLE, Handoff(reason, available=False)
+            state = replace(state, pending=None, pending_intent=None)
+        decision = self._decide(sentences, outcome, state, sentiment, intent, confidence)
+        return replace(decision, handoff=handoff)

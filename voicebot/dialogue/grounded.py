@@ -40,10 +40,15 @@ REQUIRED_PROMPTS: Mapping[str, frozenset[str]] = {
         "handoff_accepted": set(),
         "handoff_declined": set(),
         "transfer_failed": set(),
+        "handoff_unavailable": set(),
+        "handoff_unavailable_upset": set(),
+        "handoff_unavailable_failure": set(),
+        "handoff_unavailable_help": set(),
         "anything_else": set(),
         "goodbye": set(),
         "thanks_reply": set(),
         "dtmf_operator": set(),
+        "dtmf_unavailable": set(),
         "dtmf_unknown": set(),
         "apology_error": set(),
         "shutdown": set(),
@@ -256,6 +261,11 @@ class GroundedReplies:
         Raises UnknownIntent for an intent the graph does not have.
         """
         return [self.render(fact, variant) for fact in self._graph.facts_for_intent(intent)]
+
+    def contact_points(self) -> list[str]:
+        """When the bank's people can be reached, as spoken sentences (for a caller who
+        wants a person on a line that cannot transfer)."""
+        return [self.render(fact) for fact in self._graph.contact_points()]
 
     def render(self, fact: Fact, variant: int = 0) -> str:
         """One fact as spoken text, using the first template form the fact qualifies for."""

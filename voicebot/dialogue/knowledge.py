@@ -102,6 +102,7 @@ _QUERIES = {
     "fact_values": "SELECT ?fact ?kind ?p ?o WHERE {" + _FACT_BODY + "}",
     "fact_steps": "SELECT ?fact ?n ?text WHERE {" + _STEP_BODY + "} ORDER BY ?fact ?n",
     "bank": "SELECT ?name WHERE { ?b a bk:Bank ; rdfs:label ?name } ORDER BY ?name",
+    "contacts": "SELECT ?fact WHERE { ?b a bk:Bank ; bk:contactPoint ?fact } ORDER BY ?fact",
     "fact_kinds": "SELECT ?kind WHERE { ?kind rdfs:subClassOf bk:Fact } ORDER BY ?kind",
 }
 
@@ -179,6 +180,10 @@ class KnowledgeGraph:
     def bank_name(self) -> str:
         """The bank's spoken name, for greetings and goodbyes."""
         return str(self._select("bank")[0].name)
+
+    def contact_points(self) -> list[Fact]:
+        """Where and when callers reach the bank's people (``bk:contactPoint``), by IRI."""
+        return [fact for row in self._select("contacts") for fact in self._facts(fact=row.fact)]
 
     def _facts(self, **bindings: Any) -> list[Fact]:
         values: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))

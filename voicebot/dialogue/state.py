@@ -30,6 +30,8 @@ class Outcome(StrEnum):
     HANDOFF_OFFER = "handoff_offer"
     HANDOFF_ACCEPTED = "handoff_accepted"
     HANDOFF_DECLINED = "handoff_declined"
+    #: The caller wanted (or needed) a person, but none can be reached from this line.
+    HANDOFF_UNAVAILABLE = "handoff_unavailable"
     TRANSFER_FAILED = "transfer_failed"
     CLOSING = "closing"
     DTMF = "dtmf"
@@ -51,6 +53,15 @@ class Handoff:
 
     reason: str
     accepted: bool | None = None  # None: offered, waiting for the caller's answer
+    #: False: this line cannot transfer, so nothing was offered; the caller was told so.
+    available: bool = True
+
+    @property
+    def state(self) -> str:
+        """As the transcript and metrics name it: offered, accepted, declined or unavailable."""
+        if not self.available:
+            return "unavailable"
+        return {None: "offered", True: "accepted", False: "declined"}[self.accepted]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +76,10 @@ class DialogueState:
     handoff_reason: str = ""
     misunderstandings: int = 0
     transferred: bool = False
+    #: Whether this call can be handed to a person at all (the carrier connection has a
+    #: transfer target); the Call sets it when the call starts. Without one the bot
+    #: never offers or promises a transfer it cannot make.
+    can_transfer: bool = True
     #: Turns our side failed (a model raised or timed out); two make the bot offer a person.
     failures: int = 0
     #: The credential from identity verification in this call (None: not verified).
