@@ -19,6 +19,13 @@ peak, the rule the banking calls were trimmed with).
   a turn with no such end before the next one starts is counted as "missed";
 - ready: the same, but to when the bot could answer: the later of the turn's end and the
   arrival of its transcript (a fixed endpoint still waits for Whisper before replying).
+- speculations: transcriptions started per reference turn, and how many were wasted
+  (the caller went on). The call's ASR is one worker: a speculation queued behind a
+  wasted one waits for it (a running transcription cannot be stopped; one not yet
+  started is dropped), which is what an early `early_asr_ms` costs besides CPU.
+
+`--early-asr-ms 150 80 40` adds the adaptive policy at each early-ASR silence, written
+"early E/B": E while the worker is idle, B while it is busy (E/E: never waits for it).
 
     nice -n 10 .venv/bin/python bench/endpointing.py --json bench/endpointing.json
 """
@@ -79,6 +86,8 @@ class Outcome:
     ready_ms: list[float] = field(default_factory=list)
     missed: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    speculations: int = 0
+    wasted: int = 0
 
 
 def load_banking(limit: int | None) -> list[Clip]:
@@ -120,22 +129,31 @@ def load_real(limit: int | None) -> list[Clip]:
 class Transcripts:
     """The real ASR on the audio of a pause, cached (the same pause recurs across runs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, saved: Path | None = None) -> None:
         from models.asr_faster_whisper import FasterWhisperRecognizer
 
         self.asr = FasterWhisperRecognizer("tiny.en", cpu_threads=2, beam_size=1)
         self.asr.transcribe(np.zeros(16_000, np.int16))
-        self.cache: dict[tuple[str, int, int], str] = {}
+        self.saved = saved
+        self.cache: dict[str, str] = (
+            json.loads(saved.read_text()) if saved is not None and saved.is_file() else {}
+        )
         self.compute_ms: list[float] = []
 
     def text(self, clip: Clip, start_s: float, end_s: float) -> str:
-        key = (clip.id, round(start_s * 16_000), round(end_s * 16_000))
+        first, last = round(start_s * 16_000), round(end_s * 16_000)
+        key = f"{clip.id}|{first}|{last}"
         if key not in self.cache:
             started = time.perf_counter()
-            heard = self.asr.transcribe(clip.pcm[key[1] : key[2]])
+            heard = self.asr.transcribe(clip.pcm[first:last])
             self.compute_ms.append((time.perf_counter() - started) * 1000)
             self.cache[key] = "" if heard.no_speech_prob > 0.6 else heard.text
         return self.cache[key]
+
+    def save(self) -> None:
+        """Keep the transcripts for the next run (`--transcripts FILE`): same audio, same text."""
+        if self.saved is not None:
+            self.saved.write_text(json.dumps(self.cache))
 
 
 def vad_decisions(
@@ -161,29 +179,42 @@ def simulate(
     pending: tuple[float, str] | None = None  # (arrival, text) of the pause's transcript
     turn_start = 0.0
     last_heard = ""
+    worker_free = 0.0  # the one ASR worker is busy until then
+    queued: tuple[float, float] | None = None  # (start, worker_free before) of `pending`
+    speculations = wasted = 0
     for index, speech in enumerate(said):
         at = round((index + 1) * FRAME / 16_000, 3)
         actions = []
         if pending is not None and pending[0] <= at:
             actions += turns.on_transcript(turns.turn, pending[0], pending[1])
             last_heard, pending = pending[1], None
+        turns.asr_busy = worker_free > at  # as the Call reads ModelWorkers.asr_busy
         actions += turns.on_frame(at, speech)
         for action in actions:
             if isinstance(action, CallerStarted):
                 turn_start = max(action.at - PREROLL_S, 0.0)
             elif isinstance(action, Speculate):
                 text = transcripts.text(clip, turn_start, action.at)
-                pending = (action.at + latency_s, text)
+                start = max(action.at, worker_free)
+                queued, worker_free = (start, worker_free), start + latency_s
+                pending = (worker_free, text)
+                speculations += 1
             elif isinstance(action, (CallerResumed, TurnDiscarded)):
-                pending = None
+                if pending is not None:
+                    wasted += 1
+                    if queued is not None and queued[0] > action.at:  # never started
+                        worker_free = queued[1]
+                pending = queued = None
             elif isinstance(action, TurnEnded):
                 ready = max(action.at, pending[0]) if pending else action.at
                 heard = pending[1] if pending else last_heard
                 ends.append((action, ready, heard))
-                pending = None
+                pending = queued = None
                 turns.on_bot_audio(action.at)  # a short reply, then the floor is free
                 turns.on_bot_done(action.at)
-    return score(clip, ends)
+    outcome = score(clip, ends)
+    outcome.speculations, outcome.wasted = speculations, wasted
+    return outcome
 
 
 def score(clip: Clip, ends: list[tuple[TurnEnded, float, str]]) -> Outcome:
@@ -234,6 +265,10 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
         "ready_p50_ms": round(statistics.median(ready)) if ready else None,
         "ready_p95_ms": round(percentile(ready, 95)) if ready else None,
         "missed": sum(o.missed for o in outcomes),
+        "speculations_per_turn": round(
+            sum(o.speculations for o in outcomes) / max(len(delays), 1), 2
+        ),
+        "wasted_speculations": sum(o.wasted for o in outcomes),
         "endpoints_by_reason": dict(reasons),
         "cutoffs": [c for o in outcomes for c in o.cutoffs],
     }
@@ -258,11 +293,21 @@ def main() -> None:
     parser.add_argument("--vad", nargs="+", default=["webrtc", "silero"])
     parser.add_argument("--asr-latency-ms", nargs="+", type=int, default=[500, 100])
     parser.add_argument("--limit", type=int, default=None, help="first N clips of each set")
+    parser.add_argument(
+        "--early-asr-ms",
+        nargs="*",
+        type=int,
+        default=[],
+        help="also run the adaptive policy with speculation at these silences",
+    )
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--transcripts", type=Path, default=None, help="read/write a cache of pause transcripts"
+    )
     args = parser.parse_args()
 
     clips = load_banking(args.limit) + load_real(args.limit)
-    transcripts = Transcripts()
+    transcripts = Transcripts(args.transcripts)
     base = TurnConfig()
     policies = [
         (f"{name}, ASR {ms} ms", config, ms / 1000)
@@ -271,6 +316,15 @@ def main() -> None:
             ("fixed 600 ms", replace(base, endpointing="fixed", endpoint_ms=600)),
             ("fixed 300 ms", replace(base, endpointing="fixed", endpoint_ms=300)),
             ("adaptive", replace(base, endpointing="adaptive")),
+            *(
+                (
+                    f"adaptive, early {early}/{busy}",
+                    replace(base, early_asr_ms=early, early_asr_busy_ms=busy),
+                )
+                for early in args.early_asr_ms
+                for busy in sorted({early, max(early, base.early_asr_busy_ms)})
+                if (early, busy) != (base.early_asr_ms, base.early_asr_busy_ms)
+            ),
         )
     ]
     results: dict[str, Any] = {
@@ -311,7 +365,9 @@ def main() -> None:
                 f"{b['delay_p50_ms']}/{b['delay_p95_ms']}, ready {b['ready_p50_ms']}/"
                 f"{b['ready_p95_ms']} ms, missed {b['missed']} | real: cut-offs "
                 f"{r['false_cutoffs']:2}, end {r['delay_p50_ms']}/{r['delay_p95_ms']}, ready "
-                f"{r['ready_p50_ms']}/{r['ready_p95_ms']} ms, missed {r['missed']}"
+                f"{r['ready_p50_ms']}/{r['ready_p95_ms']} ms, missed {r['missed']} | "
+                f"speculations/turn {b['speculations_per_turn']}/{r['speculations_per_turn']}, "
+                f"wasted {b['wasted_speculations']}/{r['wasted_speculations']}"
             )
     if transcripts.compute_ms:
         results["asr_compute_ms_p50"] = round(statistics.median(transcripts.compute_ms))
@@ -320,6 +376,7 @@ def main() -> None:
             f"ASR: {len(transcripts.compute_ms)} speculative transcriptions, "
             f"median {results['asr_compute_ms_p50']} ms compute"
         )
+    transcripts.save()
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

@@ -264,6 +264,7 @@ class Call:
         if speech != self._speaking:
             self._speaking = speech
             self.log("vad", speech=speech)
+        self.turns.asr_busy = self.services.workers.asr_busy  # how early to speculate
         actions = self.turns.on_frame(self.now(), speech)
         if (
             was_active

@@ -103,5 +103,9 @@ class SpeechCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / _file_name(text)
         tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp.npy")
-        np.save(tmp, np.asarray(pcm, dtype=np.int16), allow_pickle=False)
-        tmp.replace(path)
+        try:
+            np.save(tmp, np.asarray(pcm, dtype=np.int16), allow_pickle=False)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a full disk must not keep half a file either
+            raise

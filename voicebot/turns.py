@@ -7,7 +7,8 @@ so every rule is unit-testable with made-up timelines.
 
 Rules that protect the caller:
 - A turn ends only after enough silence. At `early_asr_ms` the Call starts transcribing
-  speculatively (and throws that away if the caller goes on); with adaptive endpointing
+  speculatively (`early_asr_busy_ms` while the ASR worker is busy, see `asr_busy`; and
+  throws that away if the caller goes on); with adaptive endpointing
   the words of that transcript, passed back through `on_transcript`, set how much
   silence is enough (`voicebot.endpointing`): `min_endpoint_ms` after a complete
   question, `max_endpoint_ms` after a trailing "and" or half an account number, and
@@ -118,6 +119,9 @@ class TurnTaker:
         self._speculating = False
         self._heard: str | None = None  # the transcript of the current pause
         self._forced = False
+        #: Set by the Call before each frame: the ASR worker is computing something, so a
+        #: speculation now would wait (and cost other callers CPU); speculate later.
+        self.asr_busy = False
 
     # ------------------------------------------------------------ detectors
 
@@ -192,7 +196,7 @@ class TurnTaker:
         if silence_ms >= self.endpoint().ms or forced:
             actions.append(self._end(at, forced))
         elif (
-            silence_ms >= config.early_asr_ms
+            silence_ms >= (config.early_asr_busy_ms if self.asr_busy else config.early_asr_ms)
             and not self._speculating
             and speech_ms >= config.min_speech_ms
         ):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -104,6 +105,12 @@ class ModelWorkers:
         #: Set for offline replay (see `Pacing`); None live.
         self.pacing: Pacing | None = None
         self.in_flight = 0
+        # Transcriptions computing in the ASR pool right now. Counted in the thread, not
+        # around the await: a cancelled speculation stops waiting at once, but its thread
+        # computes on until Whisper returns, and it is that thread that a new request
+        # would queue behind.
+        self._asr_computing = 0
+        self._asr_lock = threading.Lock()
         # Plain futures, not an asyncio.Event: replay may run on more than one event loop
         # over the life of these workers, and an Event binds to the first loop it sees.
         self._quiet_waiters: list[asyncio.Future[None]] = []
@@ -156,7 +163,27 @@ class ModelWorkers:
         recognizer = self.recognizer
         if isinstance(recognizer, BatchingRecognizer):
             return await self._transcribe_batched(recognizer, audio)
-        return await self._run(self._asr_pool, "asr", lambda: self.recognizer.transcribe(audio))
+        return await self._run(self._asr_pool, "asr", partial(self._transcribe_now, audio))
+
+    def _transcribe_now(self, audio: PCM16) -> Transcript:
+        with self._asr_lock:
+            self._asr_computing += 1
+        try:
+            return self.recognizer.transcribe(audio)
+        finally:
+            with self._asr_lock:
+                self._asr_computing -= 1
+
+    @property
+    def asr_busy(self) -> bool:
+        """A transcription is computing in the ASR pool.
+
+        Never "busy" with the batching worker (it decodes concurrent requests together,
+        so speculating early is cheap) nor in replay (`pacing` set): there, when a
+        speculation starts must not depend on how fast this machine happens to compute,
+        or two replays of one call would differ.
+        """
+        return self.pacing is None and self._asr_computing > 0
 
     async def _transcribe_batched(
         self, recognizer: BatchingRecognizer, audio: PCM16
@@ -225,8 +252,11 @@ class ModelWorkers:
                 log.warning("speech cache: synthesis of %r timed out; skipped", text[:40])
                 continue
             cache.pin(text, result.value)
-            await asyncio.to_thread(cache.save, text, result.value)
             made += 1
+            try:
+                await asyncio.to_thread(cache.save, text, result.value)
+            except OSError as exc:  # a full disk: the phrase stays in memory, calls go on
+                log.warning("speech cache: cannot save %r (%s)", text[:40], exc)
         return made
 
     async def run_nlu(self, fn: Callable[[], T]) -> Timed[T]:

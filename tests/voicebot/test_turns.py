@@ -204,3 +204,16 @@ def test_fixed_endpointing_ignores_the_words():
     line.feed("." * 20)
     (ended,) = line.ended()
     assert round(ended.at - ended.speech_end, 3) == 0.6 and ended.endpoint == "fixed"
+
+
+def test_speculation_waits_longer_while_the_asr_worker_is_busy():
+    early = TurnConfig(early_asr_ms=60, early_asr_busy_ms=200, endpointing="fixed")
+    idle = Timeline(early).feed("S" * 30 + "." * 8)
+    busy = Timeline(early)
+    busy.turns.asr_busy = True
+    busy.feed("S" * 30 + "." * 8)  # 160 ms of silence: enough when idle, not when busy
+    assert [a.at for a in idle.actions if isinstance(a, Speculate)] == [round(0.6 + 0.06, 3)]
+    assert [a for a in busy.actions if isinstance(a, Speculate)] == []
+    busy.turns.asr_busy = False  # the worker came free: the pause is already long enough
+    busy.feed(".")
+    assert [a.at for a in busy.actions if isinstance(a, Speculate)] == [round(0.6 + 0.18, 3)]
