@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -145,14 +146,12 @@ def startup_phrases(dialogue: DialogueCore) -> list[str]:
     """What must never need the voice at call time: the greeting (every call's first
     words), the apologies (what the bot says when its own voice fails) and the word
     that a transfer failed (said while the caller expects a person, not a pause)."""
-    state = DialogueState()
-    failing = dialogue.apology(DialogueState(failures=MAX_FAILURES - 1))
-    sentences = [
-        *dialogue.greeting(state).sentences,
-        *dialogue.apology(state).sentences,
-        *failing.sentences,
-        *dialogue.transfer_failed(state).sentences,
-    ]
+    sentences = [*dialogue.greeting(DialogueState()).sentences]
+    for can_transfer in (True, False):  # a line that cannot transfer has its own wording
+        state = DialogueState(can_transfer=can_transfer)
+        failing = replace(state, failures=MAX_FAILURES - 1)
+        sentences += [*dialogue.apology(state).sentences, *dialogue.apology(failing).sentences]
+    sentences += dialogue.transfer_failed(DialogueState()).sentences
     return list(speech_parts(sentences))
 
 

@@ -173,7 +173,7 @@ class ReplyPipeline:
         source = self._sentence_source(decision)
         try:
             unit = await source.next_unit() or SpeechUnit(
-                self.services.dialogue.replies.prompt("apology_error")
+                self.services.dialogue.error_sentence(self.ledger.state)
             )
             mark = reply.add_unit(unit)
             audio = await workers.synthesize(unit.text)

@@ -131,7 +131,11 @@ class DialogueCore:
         failed = replace(state, failures=state.failures + 1)
         if failed.failures >= MAX_FAILURES and not state.transferred:
             return self._offer_handoff(failed, "repeated system failure", 0.0, ())
-        return Decision((self._prompt("apology_error"),), Outcome.APOLOGY, failed)
+        return Decision((self.error_sentence(state),), Outcome.APOLOGY, failed)
+
+    def error_sentence(self, state: DialogueState) -> str:
+        """The one-sentence apology; it invites pressing zero only where that reaches a person."""
+        return self._prompt("apology_error" if state.can_transfer else "apology_error_no_transfer")
 
     def on_dtmf(self, state: DialogueState, digit: str) -> Decision:
         """A key press: digits of an account number or PIN while verifying; otherwise 0 is
@@ -151,7 +155,8 @@ class DialogueCore:
                 new,
                 handoff=Handoff(reason, accepted=True),
             )
-        return Decision((self._prompt("dtmf_unknown"),), Outcome.DTMF, state)
+        key = "dtmf_unknown" if state.can_transfer else "dtmf_unknown_no_transfer"
+        return Decision((self._prompt(key),), Outcome.DTMF, state)
 
     # ---------------------------------------------------------------- turns
 

@@ -100,3 +100,15 @@ def test_handoff_states_as_the_transcript_names_them():
     assert Handoff("x", accepted=True).state == "accepted"
     assert Handoff("x", accepted=False).state == "declined"
     assert Handoff("x", available=False).state == "unavailable"
+
+
+@pytest.mark.parametrize("can_transfer", [True, False])
+def test_press_zero_is_suggested_only_where_zero_reaches_a_person(core, can_transfer):
+    state = DialogueState(can_transfer=can_transfer)
+    said = [
+        *core.on_dtmf(state, "7").sentences,
+        *core.apology(state).sentences,
+        core.error_sentence(state),
+    ]
+    assert len(said) == 3
+    assert all(("press zero" in s.lower()) is can_transfer for s in said), said
