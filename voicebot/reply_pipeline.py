@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 
 from telephony.connection import CallConnection, ConnectionClosed
 from telephony.events import BOT_SAMPLE_RATE, PCM16
@@ -127,8 +128,8 @@ class ReplyPipeline:
                 )
                 self.ledger.finish(reply)
                 return
-            state = self.ledger.state
-            decided = await workers.run_nlu(lambda: dialogue.respond(state, transcript.text))
+            state, text = self.ledger.state, transcript.text
+            decided = await workers.run_nlu(lambda: dialogue.respond(state, text, with_slots=False))
             timings["dialogue_ms"] = round(decided.ms, 1)
             decision = decided.value
         except Exception as exc:  # a timeout or a broken model: the caller hears an apology
@@ -151,7 +152,10 @@ class ReplyPipeline:
             outcome=decision.outcome.value,
             bot_text=decision.text,
             timings=timings,
+            slots=dict(decision.slots),
         )
+        if transcript is not None and not decision.slots:
+            self._read_slots_later(record, transcript.text)
         if self.call.hung_up:  # nobody is left to hear it: keep the turn, say nothing
             record.outcome, record.bot_text = "hung_up", ""
             reply.record = record
@@ -159,6 +163,26 @@ class ReplyPipeline:
             self.call.save()
             return
         await self._speak(reply, decision, record)
+
+    def _read_slots_later(self, record: TurnRecord, text: str) -> None:
+        """Fill the turn's slots off the answer's path (the tagger runs beside the playout).
+
+        They only inform QA and the transcript, so a failure is logged, never spoken.
+        """
+        services = self.services
+
+        async def read() -> None:
+            try:
+                found = await services.workers.run_nlu(partial(services.dialogue.read_slots, text))
+            except Exception as exc:
+                log.warning("call %s: reading slots failed: %r", self.ledger.call_id, exc)
+                return
+            if found.value:
+                record.slots = dict(found.value)
+                self.call.save()
+
+        with contextlib.suppress(RuntimeError):  # the call is over: the turn keeps no slots
+            self.call.spawn(read(), "slots")
 
     def _heard_pause(self, reply: Reply, text: str) -> None:
         """A speculative transcript sets how long the caller's pause must last."""

@@ -49,6 +49,9 @@ class TurnRecord:
     bot_started_s: float | None = None
     bot_ended_s: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: Slot values read from the caller's words ("amount_of_money": "45.00 GBP"), for QA.
+    #: Read after the answer has started where the answer does not depend on them.
+    slots: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -77,12 +77,16 @@ async def test_multi_turn_call_gets_spoken_answers_to_the_questions_asked(live_s
         }
         assert turn["heard_text"] == turn["bot_text"] and not turn["barge_in"]
         assert result.turns[index].voice_to_voice_ms is not None
+        # Slots are read after the answer started, and still land in the transcript.
+        read = live_server.services.dialogue.read_slots(turn["caller_text"])
+        assert turn["slots"] == dict(read), (turn["caller_text"], read)
         start, end = answer_window(result, index)
         spoken = await transcribe_async(
             live_server.services, tmp_path / "out" / "bot.wav", start, end
         )
         overlap = words(turn["bot_text"]) & words(spoken)
         assert len(overlap) >= 0.6 * len(words(turn["bot_text"])), (spoken, turn["bot_text"])
+    assert any(turn["slots"] for turn in turns)  # "in one day": a time period
     assert result.marks_echoed >= 2
 
     async with aiohttp.ClientSession() as http:
