@@ -73,7 +73,9 @@ def replay_ids(name: str) -> tuple[str, str, str]:
 class _Replay:
     """One replay in progress: the call, its connection, the phone and the virtual clock."""
 
-    def __init__(self, name: str, base: CallServices, config: Config) -> None:
+    def __init__(
+        self, name: str, base: CallServices, config: Config, *, can_transfer: bool = False
+    ) -> None:
         self.clock = ManualClock(0.0)
         self.services = replace(
             base,
@@ -93,8 +95,17 @@ class _Replay:
         self.conn = CallConnection(
             self.codec, self.phone.send, self.phone.close, capacity=1_000_000, send_timeout_s=60
         )
+        #: Transfers the replayed call asked for (there is no carrier to hand it to).
+        self.transfers: list[str] = []
+        if can_transfer:
+            self.conn.transferer = self._pretend_transfer
         self.call = Call(self.conn, self.services)
         self.task = asyncio.create_task(self._run(), name=f"replay-{name}")
+
+    async def _pretend_transfer(self, reason: str) -> None:
+        """A named fake: the original line could transfer, so the replay "succeeds" too
+        (the dialogue then takes the same path as the original call did)."""
+        self.transfers.append(reason)
 
     async def _run(self) -> None:
         async with self.call:
@@ -177,7 +188,7 @@ async def replay_call(
     name: str, side: CallerSide, base: CallServices, config: Config
 ) -> tuple[CallRecord | None, VirtualPhone]:
     """Run one call; returns its record and the phone (what the caller heard)."""
-    replay = _Replay(name, base, config)
+    replay = _Replay(name, base, config, can_transfer=side.can_transfer)
     try:
         replay.feed(replay.peer.connected())
         replay.feed(replay.peer.start())

@@ -8,16 +8,19 @@
   the caller audio exactly as the live bot processed it (16 kHz, after the edge
   conversion), fed frame by frame.
 - A folder of any of these (sorted by name).
-A recorded directory's `transcript.json` is the original the replay can be compared to.
+A recorded directory's `transcript.json` is the original the replay can be compared to,
+and its `events.jsonl` says whether the original line could transfer to a person (the
+dialogue offers one only where it could, so the replay pretends the same).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,7 @@ from voicebot.wavio import WavError, read_pcm16_channels
 CAPTURE = "capture.jsonl"
 RECORDING = "recording.wav"
 TRANSCRIPT = "transcript.json"
+EVENTS = "events.jsonl"
 
 
 class SourceError(ValueError):
@@ -55,6 +59,8 @@ class CallerSide:
     frames: tuple[PCM16, ...] | None = None
     #: Key presses with their call-clock times.
     dtmf: tuple[tuple[float, str], ...] = ()
+    #: Whether the original call could be transferred to a person (False when unknown).
+    can_transfer: bool = False
 
     @property
     def ticks(self) -> int:
@@ -153,10 +159,28 @@ def load(source: Source, key: bytes | None = None) -> CallerSide:
         if source.kind == "wav":
             return CallerSide(ulaw=caller_audio(source.path))
         if source.kind == "capture":
-            return _read_capture(source.path, key)
-        return CallerSide(frames=_recording_frames(source.path, key))
+            side = _read_capture(source.path, key)
+        else:
+            side = CallerSide(frames=_recording_frames(source.path, key))
     except (OSError, WavError) as exc:
         raise SourceError(f"{source.path}: {exc}") from exc
+    return replace(side, can_transfer=_could_transfer(source.path.parent / EVENTS))
+
+
+def _could_transfer(events: Path) -> bool:
+    """The original call's `can_transfer` event (calls recorded before it existed: False)."""
+    try:
+        with events.open(encoding="utf-8") as lines:
+            for line in lines:
+                if '"can_transfer"' not in line:
+                    continue
+                with contextlib.suppress(json.JSONDecodeError):
+                    entry = json.loads(line)
+                    if isinstance(entry, dict) and entry.get("event") == "can_transfer":
+                        return entry.get("value") is True
+    except OSError:
+        pass
+    return False
 
 
 def original_turns(source: Source) -> dict[str, object] | None:
