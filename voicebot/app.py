@@ -295,6 +295,7 @@ def build_sip(server: MediaServer, config: Config) -> SipServer | None:
             send_timeout_s=server.settings.send_timeout_s,
             max_call_s=server.settings.max_call_s,
             idle_timeout_s=server.settings.idle_timeout_s,
+            handler_grace_s=server.settings.handler_grace_s,
         ),
         accept_call=server.accept_call,
     )

@@ -152,9 +152,8 @@ class ReplyPipeline:
             outcome=decision.outcome.value,
             bot_text=decision.text,
             timings=timings,
-            slots=dict(decision.slots),
         )
-        if transcript is not None and not decision.slots:
+        if transcript is not None:  # also where a task read them: these come from redacted words
             self._read_slots_later(record, transcript.text)
         if self.call.hung_up:  # nobody is left to hear it: keep the turn, say nothing
             record.outcome, record.bot_text = "hung_up", ""
@@ -167,9 +166,14 @@ class ReplyPipeline:
     def _read_slots_later(self, record: TurnRecord, text: str) -> None:
         """Fill the turn's slots off the answer's path (the tagger runs beside the playout).
 
-        They only inform QA and the transcript, so a failure is logged, never spoken.
+        They only inform QA and the transcript, so a failure is logged, never spoken. They
+        are read from the words as the transcript keeps them (redacted): the redactor
+        knows "my card number is 4111 ..." from its context, but a slot value cut out of
+        it ("4111") no longer has that context and would pass through.
         """
         services = self.services
+        if services.redactor is not None:
+            text = services.redactor.redact(text)
 
         async def read() -> None:
             try:
