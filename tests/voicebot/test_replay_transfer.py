@@ -25,15 +25,21 @@ pytestmark = pytest.mark.slow
 ASK = "Can I speak to a real person please?"
 
 
-def recorded_call(folder, can_transfer: bool | None):
+def recorded_call(folder, can_transfer: bool | None, *, said=(ASK,), transfers=()):
     """A call directory as the server leaves it (recording and events only)."""
     folder.mkdir()
-    caller = np.concatenate([np.zeros(8000, np.int16), flite_pcm(ASK), np.zeros(32000, np.int16)])
+    pieces = [np.zeros(8000, np.int16)]
+    for text in said:
+        pieces += [flite_pcm(text), np.zeros(8 * 16000, np.int16)]
+    caller = np.concatenate(pieces)
     stereo = np.stack([caller, np.zeros_like(caller)], axis=1)
     write_wav(folder / "recording.wav", stereo.reshape(-1), 16000, channels=2)
     lines = [{"t": 0.0, "event": "start", "call_id": folder.name}]
     if can_transfer is not None:
         lines.append({"t": 0.0, "event": "can_transfer", "value": can_transfer})
+    for ok in transfers:
+        lines.append({"t": 9.0, "event": "transfer", "state": "started", "reason": "asked"})
+        lines.append({"t": 9.5, "event": "transfer", "state": "transferred" if ok else "x"})
     (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines))
     return folder
 
@@ -51,3 +57,19 @@ async def test_the_replay_offers_a_person_only_where_the_original_line_could(
     await asyncio.to_thread(runner.replay_source, source, tmp_path / "out")
     [turn] = json.loads((tmp_path / "out" / "report.json").read_text())["turns"]
     assert turn["outcome"] == outcome, turn
+
+
+@pytest.mark.parametrize(
+    ("recorded", "state"), [((), "transferred"), ((False,), "transfer_failed")]
+)
+async def test_a_replayed_transfer_ends_as_the_original_one_did(
+    services, config, tmp_path, recorded, state
+):
+    folder = recorded_call(tmp_path / "call", True, said=(ASK, "Yes please."), transfers=recorded)
+    [source] = discover(folder)
+    assert load(source).transfers == recorded
+    runner.attach(services, config, False)
+    await asyncio.to_thread(runner.replay_source, source, tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [t["outcome"] for t in report["turns"]] == ["handoff_offer", "handoff_accepted"]
+    assert report["handoff"]["transfer"] == state, report["handoff"]

@@ -16,7 +16,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field, replace
 
-from telephony.connection import CallConnection
+from telephony.connection import CallConnection, TransferFailed
 from telephony.events import AudioIn, Event, ProtocolError, WireMessage
 from telephony.twilio.codec import TwilioCodec
 from telephony.twilio.peer import BotClear, BotMark, BotMedia, BotProtocolError, TwilioPeer
@@ -74,7 +74,13 @@ class _Replay:
     """One replay in progress: the call, its connection, the phone and the virtual clock."""
 
     def __init__(
-        self, name: str, base: CallServices, config: Config, *, can_transfer: bool = False
+        self,
+        name: str,
+        base: CallServices,
+        config: Config,
+        *,
+        can_transfer: bool = False,
+        transfers: tuple[bool, ...] = (),
     ) -> None:
         self.clock = ManualClock(0.0)
         self.services = replace(
@@ -97,15 +103,18 @@ class _Replay:
         )
         #: Transfers the replayed call asked for (there is no carrier to hand it to).
         self.transfers: list[str] = []
+        self._outcomes = list(transfers)
         if can_transfer:
             self.conn.transferer = self._pretend_transfer
         self.call = Call(self.conn, self.services)
         self.task = asyncio.create_task(self._run(), name=f"replay-{name}")
 
     async def _pretend_transfer(self, reason: str) -> None:
-        """A named fake: the original line could transfer, so the replay "succeeds" too
-        (the dialogue then takes the same path as the original call did)."""
+        """A named fake: the original line could transfer, so the replay transfers too, and
+        ends each transfer as the original's did (put through when nothing was recorded)."""
         self.transfers.append(reason)
+        if self._outcomes and not self._outcomes.pop(0):
+            raise TransferFailed("the original call's transfer failed here (replayed)")
 
     async def _run(self) -> None:
         async with self.call:
@@ -188,7 +197,7 @@ async def replay_call(
     name: str, side: CallerSide, base: CallServices, config: Config
 ) -> tuple[CallRecord | None, VirtualPhone]:
     """Run one call; returns its record and the phone (what the caller heard)."""
-    replay = _Replay(name, base, config, can_transfer=side.can_transfer)
+    replay = _Replay(name, base, config, can_transfer=side.can_transfer, transfers=side.transfers)
     try:
         replay.feed(replay.peer.connected())
         replay.feed(replay.peer.start())

@@ -61,6 +61,8 @@ class CallerSide:
     dtmf: tuple[tuple[float, str], ...] = ()
     #: Whether the original call could be transferred to a person (False when unknown).
     can_transfer: bool = False
+    #: How the original call's transfers ended, in order (True: put through).
+    transfers: tuple[bool, ...] = ()
 
     @property
     def ticks(self) -> int:
@@ -164,23 +166,30 @@ def load(source: Source, key: bytes | None = None) -> CallerSide:
             side = CallerSide(frames=_recording_frames(source.path, key))
     except (OSError, WavError) as exc:
         raise SourceError(f"{source.path}: {exc}") from exc
-    return replace(side, can_transfer=_could_transfer(source.path.parent / EVENTS))
+    can_transfer, transfers = _line_facts(source.path.parent / EVENTS)
+    return replace(side, can_transfer=can_transfer, transfers=transfers)
 
 
-def _could_transfer(events: Path) -> bool:
-    """The original call's `can_transfer` event (calls recorded before it existed: False)."""
+def _line_facts(events: Path) -> tuple[bool, tuple[bool, ...]]:
+    """From the original events log: could the line transfer (calls recorded before the
+    `can_transfer` event existed: False), and how each transfer ended."""
+    can_transfer, transfers = False, []
     try:
         with events.open(encoding="utf-8") as lines:
             for line in lines:
-                if '"can_transfer"' not in line:
+                if '"can_transfer"' not in line and '"transfer"' not in line:
                     continue
                 with contextlib.suppress(json.JSONDecodeError):
                     entry = json.loads(line)
-                    if isinstance(entry, dict) and entry.get("event") == "can_transfer":
-                        return entry.get("value") is True
+                    if not isinstance(entry, dict):
+                        continue
+                    if entry.get("event") == "can_transfer":
+                        can_transfer = entry.get("value") is True
+                    elif entry.get("event") == "transfer" and entry.get("state") != "started":
+                        transfers.append(entry.get("state") == "transferred")
     except OSError:
         pass
-    return False
+    return can_transfer, tuple(transfers)
 
 
 def original_turns(source: Source) -> dict[str, object] | None:
