@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import resource
 import subprocess
 import time
@@ -203,7 +204,14 @@ async def test_when_the_voice_hangs_the_caller_still_hears_an_apology(services, 
     assert "close" in turn["caller_text"].lower() and turn["outcome"] == "tts_failed"
     assert turn["intent"] and turn["bot_text"]
     heard = await transcribe_async(services, tmp_path / "dial" / "bot.wav", call.turns[0][1])
-    assert "went wrong" in heard.lower(), heard
+    # Most of the apology's words, not one phrase: tiny.en once heard "went wrong" as
+    # "went rum" in the shorter apology of a line that cannot transfer.
+    apology = content_words(transcript["prompts"][1]["bot_text"])
+    assert len(apology & content_words(heard)) >= 0.6 * len(apology), (heard, apology)
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in re.sub(r"[^a-z ]", " ", text.lower()).split() if len(w) > 3}
 
 
 class SlowRecognizer:
