@@ -37,7 +37,12 @@ def require_binary(name: str, package: str) -> str:
 
 
 def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
+    """A UDP port on 127.0.0.1 that nothing is bound to right now.
+
+    It comes from the kernel's ephemeral range (32768-60999 here), so every fixed RTP
+    range in these tests lies below 32768: a CI run once gave kamailio's SIP port 47388,
+    inside rtpengine's 47200-47399, and rtpengine's media socket then took the BYEs.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

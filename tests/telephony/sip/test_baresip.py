@@ -56,7 +56,7 @@ def write_config(directory: Path, *, sip_port: int, ctrl_port: int, microphone: 
         "audio_alert": "aubridge,speaker",
         "audio_srate": "8000",
         "audio_channels": "1",
-        "rtp_ports": "46000-46999",
+        "rtp_ports": "22000-22999",
         "ctrl_tcp_listen": f"127.0.0.1:{ctrl_port}",
         "snd_path": str(directory / "heard"),
         "module_path": str(MODULES),

@@ -44,7 +44,7 @@ from tests.telephony.sip.peers import (
 
 pytestmark = pytest.mark.slow
 
-RTPENGINE_PORTS = (47200, 47399)
+RTPENGINE_PORTS = (21200, 21399)  # below the ephemeral range: see peers.py
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def bots(binaries, tmp_path) -> Iterator[list[Bot]]:
     """Two bot processes, each with its own SIP port, RTP range and data dir."""
     started: list[Bot] = []
     try:
-        for index, rtp in enumerate(("47000-47099", "47100-47199")):
+        for index, rtp in enumerate(("21000-21099", "21100-21199")):
             data, port = tmp_path / f"bot{index}", free_udp_port()
             log = (tmp_path / f"bot{index}.log").open("wb")
             server = spawn_server(

@@ -103,7 +103,7 @@ async def make_server():
         accept = settings.pop("accept_call", None)
         server = SipServer(
             handler,
-            SipSettings(host="127.0.0.1", port=0, rtp_ports=(42000, 42199), **settings),
+            SipSettings(host="127.0.0.1", port=0, rtp_ports=(23000, 23199), **settings),
             accept_call=accept,
         )
         await server.start()

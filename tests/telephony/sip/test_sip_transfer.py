@@ -37,7 +37,7 @@ async def bridge(services: Any) -> AsyncIterator[SipServer]:
 
     await warm_prompts(services)
     handler = build_server(services).handler
-    settings = SipSettings(host="127.0.0.1", port=0, rtp_ports=(44000, 44999), agent_uri=AGENT)
+    settings = SipSettings(host="127.0.0.1", port=0, rtp_ports=(24000, 24999), agent_uri=AGENT)
     server = SipServer(handler, settings)
     await server.start()
     yield server

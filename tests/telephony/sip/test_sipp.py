@@ -72,7 +72,7 @@ async def bridge(services, config):
 
     await warm_prompts(services)
     handler = build_server(services).handler  # the app's own call handler, not started
-    server = SipServer(handler, SipSettings(host="127.0.0.1", port=0, rtp_ports=(43000, 43999)))
+    server = SipServer(handler, SipSettings(host="127.0.0.1", port=0, rtp_ports=(25000, 25999)))
     await server.start()
     yield server
     await server.close()
