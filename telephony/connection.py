@@ -136,12 +136,7 @@ class CallConnection:
                 if self.tap is not None:
                     self.tap("out", message)
                 try:
-                    # asyncio.timeout, not wait_for: wait_for (3.11) runs the send as a new
-                    # task, so every message yielded to the loop, and a reply's 120 ms lead
-                    # reached a paced sender (SIP/RTP) one frame per loop turn; under a
-                    # busy thread its 20 ms tick could come between two of them (a gap).
-                    async with asyncio.timeout(self.send_timeout_s):
-                        await self._send(message)
+                    await asyncio.wait_for(self._send(message), self.send_timeout_s)
                 except (ConnectionError, RuntimeError, TimeoutError) as exc:
                     self._closed = True
                     raise ConnectionClosed(f"send failed: {exc!r}") from exc

@@ -93,21 +93,3 @@ async def test_broken_or_stuck_peer_raises_connection_closed(kind):
     assert conn.closed
     with pytest.raises(ConnectionClosed):
         await conn.mark("y")
-
-
-async def test_one_send_goes_out_whole_before_the_loop_runs_anything_else():
-    # A paced sender (SIP/RTP) ticks on the same loop: if a send yielded between its
-    # messages, a tick could find half of a reply's lead queued and play a gap.
-    import uuid
-
-    from telephony.asterisk.audiosocket import KIND_UUID, AudioSocketCodec, frame
-
-    codec = AudioSocketCodec()  # one wire message per 20 ms frame
-    codec.receive(frame(KIND_UUID, uuid.uuid4().bytes))
-    wire = Wire()
-    conn = CallConnection(codec, wire.send, wire.close)
-    seen = []
-    asyncio.get_running_loop().call_soon(lambda: seen.append(len(wire.sent)))
-    await conn.send_audio(np.zeros(6 * 320, np.int16))  # 120 ms: six frames
-    await asyncio.sleep(0)
-    assert len(wire.sent) == 6 and seen == [6]
