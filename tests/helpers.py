@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -44,6 +45,12 @@ def flite_pcm(text: str, voice: str = "slt") -> np.ndarray:
     audio = read_wav(tmp)
     tmp.unlink()
     return resample(audio.pcm, audio.sample_rate, 16000)
+
+
+def words(text: str) -> set[str]:
+    """The content words of `text` (lower case, over three letters) for fuzzy comparison
+    of what was said with what Whisper heard back."""
+    return {w for w in re.sub(r"[^a-z0-9 ]", " ", text.lower()).split() if len(w) > 3}
 
 
 #: Banking questions with known intents, worded so that flite's "slt" voice survives

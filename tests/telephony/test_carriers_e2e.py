@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +24,7 @@ from telephony.asterisk.audiosocket_server import AudioSocketServer
 from telephony.events import AudioIn, CallEnded, CallStarted, DtmfDigit, MarkPlayed
 from telephony.server import HUNG_UP, MediaServer, ServerSettings
 from tests.fixtures import carrier_messages as docs
-from tests.helpers import AGE_QUESTION, flite_pcm
+from tests.helpers import AGE_QUESTION, flite_pcm, words
 from tests.telephony.carrier_phones import (
     AsteriskPhone,
     AudioSocketPhone,
@@ -175,10 +174,6 @@ async def test_audiosocket_refuses_when_full_and_closes_a_garbage_peer():
 
 
 # ------------------------------------------------------------- the real bot
-
-
-def words(text: str) -> set[str]:
-    return {w for w in re.sub(r"[^a-z0-9 ]", " ", text.lower()).split() if len(w) > 3}
 
 
 @pytest.fixture(scope="module")

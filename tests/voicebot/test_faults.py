@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import resource
 import subprocess
 import time
@@ -24,6 +23,7 @@ from tests.helpers import (
     transcribe_async,
     wait_for_transcript,
     wait_healthy,
+    words,
 )
 from tests.telephony.serving import start_on_free_port
 from voicebot.dial import caller_audio, dial
@@ -206,12 +206,8 @@ async def test_when_the_voice_hangs_the_caller_still_hears_an_apology(services, 
     heard = await transcribe_async(services, tmp_path / "dial" / "bot.wav", call.turns[0][1])
     # Most of the apology's words, not one phrase: tiny.en once heard "went wrong" as
     # "went rum" in the shorter apology of a line that cannot transfer.
-    apology = content_words(transcript["prompts"][1]["bot_text"])
-    assert len(apology & content_words(heard)) >= 0.6 * len(apology), (heard, apology)
-
-
-def content_words(text: str) -> set[str]:
-    return {w for w in re.sub(r"[^a-z ]", " ", text.lower()).split() if len(w) > 3}
+    apology = words(transcript["prompts"][1]["bot_text"])
+    assert len(apology & words(heard)) >= 0.6 * len(apology), (heard, apology)
 
 
 class SlowRecognizer:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -104,8 +103,3 @@ async def wait_for_event(
                 return event
         await asyncio.sleep(0.1)
     raise AssertionError(f"no matching event in {directory}/events.jsonl: {events(directory)}")
-
-
-def words(text: str) -> set[str]:
-    """The content words of `text` (lower case, over three letters) for fuzzy comparison."""
-    return {w for w in re.sub(r"[^a-z0-9 ]", " ", text.lower()).split() if len(w) > 3}

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from telephony.resample import resample
-from tests.helpers import flite_pcm, transcribe_async, wait_for_transcript
+from tests.helpers import flite_pcm, transcribe_async, wait_for_transcript, words
 from tests.telephony.sip.peers import (
     call_dirs,
     events,
@@ -29,7 +29,6 @@ from tests.telephony.sip.peers import (
     sip_bridge,
     stopped,
     wait_for_event,
-    words,
 )
 from voicebot.wavio import read_wav, write_wav
 

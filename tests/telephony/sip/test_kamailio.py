@@ -31,6 +31,7 @@ from tests.helpers import (
     spawn_server,
     wait_for_transcript,
     wait_healthy,
+    words,
 )
 from tests.telephony.sip.kamailio_cfg import write_kamailio_cfg, write_scenario
 from tests.telephony.sip.peers import (
@@ -39,7 +40,6 @@ from tests.telephony.sip.peers import (
     free_udp_port,
     require_binary,
     stopped,
-    words,
 )
 
 pytestmark = pytest.mark.slow

@@ -24,7 +24,7 @@ import pytest
 
 from telephony.g711 import ulaw_decode
 from telephony.sip.server import SipServer, SipSettings
-from tests.helpers import AGE_QUESTION, CLOSE_QUESTION, build_call, transcribe_async
+from tests.helpers import AGE_QUESTION, CLOSE_QUESTION, build_call, transcribe_async, words
 from voicebot.wavio import read_wav, write_wav
 
 pytestmark = pytest.mark.slow
@@ -134,10 +134,6 @@ def new_calls(data_dir: Path, before: set[str]) -> list[Path]:
 def existing(data_dir: Path) -> set[str]:
     calls = data_dir / "calls"
     return {p.name for p in calls.iterdir()} if calls.is_dir() else set()
-
-
-def words(text: str) -> set[str]:
-    return {w for w in re.sub(r"[^a-z0-9 ]", " ", text.lower()).split() if len(w) > 3}
 
 
 async def test_three_questions_get_three_spoken_answers(sipp, bridge, recorder, services, tmp_path):
