@@ -33,6 +33,7 @@ def build_recognizer(asr: AsrConfig) -> SpeechRecognizer:
             num_workers=asr.workers,
             beam_size=asr.beam_size,
             language=asr.language or None,
+            min_window_s=asr.min_window_s,
         )
     if asr.backend == "openai-whisper":
         from models.asr_openai_whisper import OpenAiWhisperRecognizer

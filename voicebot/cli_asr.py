@@ -32,6 +32,7 @@ def _cmd_eval_asr(args: argparse.Namespace) -> int:
                 "device": args.device,
                 "compute_type": args.compute_type,
                 "threads": args.threads,
+                "min_window_s": args.min_window_s,
             }
         },
     )
@@ -56,6 +57,7 @@ def _cmd_eval_asr(args: argparse.Namespace) -> int:
         "device": asr.device,
         "compute_type": asr.compute_type if asr.backend == "faster-whisper" else None,
         "threads": asr.threads,
+        "min_window_s": asr.min_window_s if asr.backend == "faster-whisper" else None,
         "manifest": str(args.manifest),
         "audio_field": args.audio_field,
         "load_s": round(load_s, 2),
@@ -99,6 +101,11 @@ def register(sub: Any) -> None:
     ev.add_argument("--device", help="cpu or cuda (default: [asr])")
     ev.add_argument("--compute-type", help="faster-whisper only: int8, float32, ...")
     ev.add_argument("--threads", type=int, help="CPU threads (default: [asr])")
+    ev.add_argument(
+        "--min-window-s",
+        type=float,
+        help="faster-whisper only: shortest encoder window (30: always Whisper's full 30 s)",
+    )
     ev.add_argument("--config", help="TOML configuration file")
     ev.add_argument("--quiet", action="store_true", help="no per-clip lines on stderr")
     ev.set_defaults(func=_cmd_eval_asr)
