@@ -300,6 +300,21 @@ def main() -> None:
         default=[],
         help="also run the adaptive policy with speculation at these silences",
     )
+    parser.add_argument(
+        "--min-endpoint-ms",
+        nargs="*",
+        type=int,
+        default=[],
+        help="also run the adaptive policy with one floor for every complete turn "
+        "(questions and statements alike)",
+    )
+    parser.add_argument(
+        "--statement-endpoint-ms",
+        nargs="*",
+        type=int,
+        default=[],
+        help="also run the adaptive policy with these silences after a complete statement",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--transcripts", type=Path, default=None, help="read/write a cache of pause transcripts"
@@ -324,6 +339,21 @@ def main() -> None:
                 for early in args.early_asr_ms
                 for busy in sorted({early, max(early, base.early_asr_busy_ms)})
                 if (early, busy) != (base.early_asr_ms, base.early_asr_busy_ms)
+            ),
+            *(
+                (
+                    f"adaptive, floor {floor}",
+                    replace(base, min_endpoint_ms=floor, statement_endpoint_ms=floor),
+                )
+                for floor in args.min_endpoint_ms
+            ),
+            *(
+                (
+                    f"adaptive, statements {ms}",
+                    replace(base, statement_endpoint_ms=ms, endpoint_ms=max(ms, base.endpoint_ms)),
+                )
+                for ms in args.statement_endpoint_ms
+                if ms != base.statement_endpoint_ms
             ),
         )
     ]

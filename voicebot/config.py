@@ -113,8 +113,13 @@ class TurnConfig:
     #: Silence after which the caller's turn is over and the bot may answer (adaptive:
     #: when the words say neither "finished" nor "more to come").
     endpoint_ms: int = 600
-    #: Adaptive: the silence after a complete question or request.
+    #: Adaptive: the silence after a complete question or a short answer ("yes").
     min_endpoint_ms: int = 300
+    #: Adaptive: the silence after a complete statement or request ("My card was
+    #: declined."), which callers often follow with another sentence. With Whisper's
+    #: transcript ready ~250 ms into the pause, 300 ms here cut off 7 of 90 banking
+    #: turns (bench/RESULTS.md, "Endpointing with a fast transcript").
+    statement_endpoint_ms: int = 450
     #: Adaptive: the silence after a trailing "and", "um", "the", a number being read
     #: out, or while the pause's transcript is still being computed. The upper bound.
     max_endpoint_ms: int = 1200

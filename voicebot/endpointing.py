@@ -37,8 +37,13 @@ class Completion(StrEnum):
 
     #: No transcript of the pause yet.
     PENDING = "pending"
-    #: A question, or a clause (it has a verb) that ends in a content word.
+    #: A question, or a short answer ("yes", "no thanks", "yes I do"): it asks for a
+    #: reply, so the caller is done.
     COMPLETE = "complete"
+    #: A statement or request that is a whole clause (it has a verb and ends in a content
+    #: word). Often the end, but callers explain in several sentences ("My card was
+    #: declined. I have money in the account."), so it waits a little longer.
+    STATEMENT = "statement"
     #: Nothing either way (no final punctuation, an ambiguous ending).
     NEUTRAL = "neutral"
     #: Ends in a word that projects more: conjunction, preposition, article, filler...
@@ -148,8 +153,11 @@ def classify(text: str | None) -> Completion:
     if last in AUXILIARIES:
         elliptical = len(words) >= 2 and words[-2] in PRONOUNS
         return Completion.COMPLETE if elliptical else Completion.INCOMPLETE
-    if stripped.endswith((".", "!")) and _is_clause(words):
-        return Completion.COMPLETE
+    if stripped.endswith((".", "!")):
+        if _is_short_answer(words):
+            return Completion.COMPLETE
+        if any(_is_verb(w) for w in words):
+            return Completion.STATEMENT
     return Completion.NEUTRAL
 
 
@@ -162,11 +170,9 @@ def _is_verb(word: str) -> bool:
     return word.endswith("ing") and word[:-3] + "e" in VERBS  # "closing", "charging"
 
 
-def _is_clause(words: list[str]) -> bool:
-    """A whole turn: it has a verb, or is a short answer ("yes", "no thanks")."""
-    if len(words) <= 2 and any(w in SHORT_ANSWERS for w in words):
-        return True
-    return any(_is_verb(w) for w in words)
+def _is_short_answer(words: list[str]) -> bool:
+    """A whole turn of one or two words: "yes", "no thanks", "okay"."""
+    return len(words) <= 2 and any(w in SHORT_ANSWERS for w in words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,15 +193,21 @@ class EndpointPolicy:
             )
         self.adaptive = config.endpointing == "adaptive"
         if self.adaptive and not (
-            0 < config.min_endpoint_ms <= config.endpoint_ms <= config.max_endpoint_ms
+            0
+            < config.min_endpoint_ms
+            <= config.statement_endpoint_ms
+            <= config.endpoint_ms
+            <= config.max_endpoint_ms
         ):
             raise ValueError(
-                "[turns] needs 0 < min_endpoint_ms <= endpoint_ms <= max_endpoint_ms, got "
-                f"{config.min_endpoint_ms}, {config.endpoint_ms}, {config.max_endpoint_ms}"
+                "[turns] needs 0 < min_endpoint_ms <= statement_endpoint_ms <= endpoint_ms "
+                f"<= max_endpoint_ms, got {config.min_endpoint_ms}, "
+                f"{config.statement_endpoint_ms}, {config.endpoint_ms}, {config.max_endpoint_ms}"
             )
         self._ms = {
             Completion.PENDING: config.max_endpoint_ms,
             Completion.COMPLETE: config.min_endpoint_ms,
+            Completion.STATEMENT: config.statement_endpoint_ms,
             Completion.NEUTRAL: config.endpoint_ms,
             Completion.INCOMPLETE: config.max_endpoint_ms,
             Completion.NUMBER: config.max_endpoint_ms,

@@ -25,15 +25,30 @@ def ms(text: str | None, config: TurnConfig = CONFIG) -> int:
         "Can you tell me my balance?",
         "Who do I send the form to?",  # a stranded preposition is fine in a question
         "Why is that?",
-        "Please cancel the transfer.",
-        "I never received my new card.",
         "Yes, I do.",  # elliptical answer: pronoun + auxiliary
         "No.",
+        "No thanks.",
     ],
 )
-def test_complete_questions_and_requests_get_the_short_endpoint(text: str) -> None:
+def test_complete_questions_and_short_answers_get_the_short_endpoint(text: str) -> None:
     assert classify(text) is Completion.COMPLETE
     assert ms(text) == 300
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please cancel the transfer.",
+        "I never received my new card.",
+        "My card was declined.",
+        "It keeps getting declined!",
+    ],
+)
+def test_complete_statements_and_requests_wait_a_little_longer(text: str) -> None:
+    """Callers explain in several sentences: a full stop is a weaker cue than a question."""
+    assert classify(text) is Completion.STATEMENT
+    assert ms(text) == 450
+    assert ms(text, TurnConfig(min_endpoint_ms=200, statement_endpoint_ms=350)) == 350
 
 
 @pytest.mark.parametrize(
@@ -70,7 +85,7 @@ def test_digits_being_read_out_wait_longest(text: str) -> None:
 
 def test_a_number_in_a_question_or_a_pronoun_one_is_not_a_digit_run() -> None:
     assert classify("Can I take out 500?") is Completion.NEUTRAL
-    assert classify("I need a new one.") is Completion.COMPLETE
+    assert classify("I need a new one.") is Completion.STATEMENT
 
 
 def test_words_without_a_cue_get_the_middle_endpoint() -> None:
@@ -104,10 +119,12 @@ def test_bad_settings_are_errors() -> None:
         EndpointPolicy(TurnConfig(endpointing="smart"))
     with pytest.raises(ValueError, match="min_endpoint_ms"):
         EndpointPolicy(TurnConfig(min_endpoint_ms=900, endpoint_ms=600))
+    with pytest.raises(ValueError, match="statement_endpoint_ms"):
+        EndpointPolicy(TurnConfig(statement_endpoint_ms=700, endpoint_ms=600))
 
 
 def test_a_verbless_fragment_is_not_complete_whatever_whisper_punctuates() -> None:
     assert classify("And so, my dear friends.") is Completion.NEUTRAL
     assert classify("The savings one.") is Completion.NEUTRAL
     assert classify("Thanks.") is Completion.COMPLETE  # a short answer is a whole turn
-    assert classify("It keeps getting declined.") is Completion.COMPLETE
+    assert classify("It keeps getting declined.") is Completion.STATEMENT
