@@ -16,6 +16,13 @@ batch is capped in count and in seconds of audio, so one burst cannot make the n
 arrival wait for a huge batch. A request whose caller has given up (a speculative
 transcription made void because the caller went on talking: its future is cancelled)
 or whose deadline has passed is dropped before it reaches the device.
+
+A backend may answer `Redo(bucket)` for one utterance of a batch (Whisper on a trimmed
+window that ran away): the worker puts that request back at the head of the queue in the
+longer bucket, so it is batched with the other requests of that bucket instead of
+holding up the rest of its batch, whose results are delivered at once. Its submission
+time is kept, so the starvation rule serves it next. Once redone it can no longer be
+withdrawn (its future is already running); its deadline still holds.
 """
 
 from __future__ import annotations
@@ -35,6 +42,15 @@ from models.protocols import PCM16, SAMPLE_RATE, Transcript
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Redo:
+    """A backend's answer for one utterance: decode it again in `bucket` (a longer one)."""
+
+    bucket: int
+    #: What the rejected decode said (for logs and benchmarks).
+    rejected: str = ""
+
+
 class BatchBackend(Protocol):
     """Transcribes a batch of utterances of one length bucket."""
 
@@ -42,7 +58,9 @@ class BatchBackend(Protocol):
         """The length bucket of an utterance (smaller = shorter); one batch, one bucket."""
         ...
 
-    def transcribe_batch(self, audios: Sequence[PCM16], bucket: int) -> list[Transcript]: ...
+    def transcribe_batch(
+        self, audios: Sequence[PCM16], bucket: int
+    ) -> Sequence[Transcript | Redo]: ...
 
 
 class AsrTimeout(TimeoutError):
@@ -79,6 +97,8 @@ class BatchStats:
     cancelled: int = 0
     timed_out: int = 0
     failed: int = 0
+    #: Requests a backend asked to decode again in a longer bucket (`Redo`).
+    redone: int = 0
     sizes: Counter[int] = field(default_factory=Counter)
 
 
@@ -89,6 +109,8 @@ class _Request:
     future: Future[Transcript]
     submitted: float
     deadline: float
+    #: Put back by a `Redo`: its future is already running (it cannot be cancelled).
+    redone: bool = False
 
 
 class BatchingRecognizer:
@@ -162,7 +184,10 @@ class BatchingRecognizer:
             waiting, self._pending = self._pending, []
             self._cond.notify_all()
         for request in waiting:
-            request.future.cancel()
+            if request.redone:  # running: cannot be cancelled
+                request.future.set_exception(RuntimeError("the ASR worker is closed"))
+            else:
+                request.future.cancel()
         self._thread.join(timeout_s)
 
     def _serve(self) -> None:
@@ -199,7 +224,7 @@ class BatchingRecognizer:
                 self.stats.cancelled += 1
             elif now > request.deadline:
                 self.stats.timed_out += 1
-                if request.future.set_running_or_notify_cancel():
+                if request.redone or request.future.set_running_or_notify_cancel():
                     request.future.set_exception(AsrTimeout("ASR request expired in the queue"))
             else:
                 keep.append(request)
@@ -231,7 +256,7 @@ class BatchingRecognizer:
 
     def _run(self, batch: list[_Request]) -> None:
         """Decode the requests still wanted; every future gets a result or an exception."""
-        live = [r for r in batch if r.future.set_running_or_notify_cancel()]
+        live = [r for r in batch if r.redone or r.future.set_running_or_notify_cancel()]
         self.stats.cancelled += len(batch) - len(live)
         if not live:
             return
@@ -248,5 +273,25 @@ class BatchingRecognizer:
         self.stats.batches += 1
         self.stats.decoded += len(live)
         self.stats.sizes[len(live)] += 1
+        redo: list[_Request] = []
         for request, result in zip(live, results, strict=True):
-            request.future.set_result(result)
+            if not isinstance(result, Redo):
+                request.future.set_result(result)
+            elif result.bucket <= request.bucket:  # a backend bug: it would loop forever
+                self.stats.failed += 1
+                request.future.set_exception(
+                    RuntimeError(f"redo in bucket {result.bucket} from {request.bucket}")
+                )
+            else:
+                log.info("ASR: redo in bucket %d of %r", result.bucket, result.rejected[:80])
+                request.bucket, request.redone = result.bucket, True
+                redo.append(request)
+        if redo:
+            self.stats.redone += len(redo)
+            with self._cond:
+                closed = self._closed
+                if not closed:
+                    self._pending[:0] = redo
+                    self._cond.notify()
+            for request in redo if closed else ():
+                request.future.set_exception(RuntimeError("the ASR worker is closed"))

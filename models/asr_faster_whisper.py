@@ -25,45 +25,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-import zlib
 from typing import Any
 
 import numpy as np
 
 from models.protocols import PCM16, SAMPLE_RATE, Transcript
 from models.weights import resolve
+from models.whisper_windows import encoder_window_s, ran_away, token_budget
 
 log = logging.getLogger(__name__)
 
-#: Whisper's own window: the encoder's positional table covers 30 s (3,000 mel frames).
-FULL_WINDOW_S = 30
-#: Trailing silence kept after the audio inside a trimmed window.
-WINDOW_MARGIN_S = 1.0
-#: faster-whisper's (and openai-whisper's) threshold for "this text is a repetition loop".
-RUNAWAY_COMPRESSION_RATIO = 2.4
 #: As in faster-whisper: a decode is dropped as silence when Whisper thinks it is probably
 #: not speech and is not confident in the words either.
 NO_SPEECH_THRESHOLD = 0.6
 LOG_PROB_THRESHOLD = -1.0
-
-
-def encoder_window_s(audio_s: float, min_window_s: float) -> float | None:
-    """The trimmed encoder window for `audio_s` of audio, or None for the full 30 s path.
-
-    The smallest multiple of `min_window_s` that holds the audio plus `WINDOW_MARGIN_S`;
-    None when that is not shorter than 30 s (the plain decode is then the same work, and
-    it also handles audio longer than one window).
-    """
-    if min_window_s <= 0 or min_window_s >= FULL_WINDOW_S:
-        return None
-    window = math.ceil((audio_s + WINDOW_MARGIN_S) / min_window_s) * min_window_s
-    return window if window < FULL_WINDOW_S else None
-
-
-def compression_ratio(text: str) -> float:
-    """How well the text compresses: above ~2.4 it is Whisper repeating itself."""
-    raw = text.encode("utf-8")
-    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
 
 
 class FasterWhisperRecognizer:
@@ -141,7 +116,7 @@ class FasterWhisperRecognizer:
         which a fast talker's long turn could reach; 7/s leaves room without letting a
         runaway loop run twice as long as before.
         """
-        return min(200, 12 + int(7 * audio_s))
+        return token_budget(audio_s)
 
     def transcribe(self, audio: PCM16) -> Transcript:
         """Transcribe one utterance of 16 kHz PCM16."""
@@ -180,7 +155,7 @@ class FasterWhisperRecognizer:
         )[0]
         tokens = result.sequences_ids[0]
         text = self._tokenizer.decode(tokens).strip()
-        if len(tokens) >= budget or compression_ratio(text) > RUNAWAY_COMPRESSION_RATIO:
+        if ran_away(len(tokens), budget, text):
             self.full_window_retries += 1
             log.info(
                 "whisper: %.0f s window ran away (%d tokens); decoding on 30 s",

@@ -46,9 +46,15 @@ def build_recognizer(asr: AsrConfig) -> SpeechRecognizer:
         from models.asr_openai_whisper import load_whisper
         from models.asr_whisper_batched import batched_whisper
         from models.whisper_arch import to_device
+        from models.whisper_windows import step_windows
 
         model, _ = load_whisper(asr.model, "cpu")
         model = to_device(model, asr.device, half=asr.device.startswith("cuda"))
         policy = BatchPolicy(asr.batch_window_ms / 1000, asr.batch_max, timeout_s=asr.timeout_s)
-        return batched_whisper(model, policy, language=asr.language or "en")
+        return batched_whisper(
+            model,
+            policy,
+            language=asr.language or "en",
+            buckets_s=step_windows(asr.min_window_s),
+        )
     raise ValueError(f"unknown ASR backend {asr.backend!r} (known: {', '.join(ASR_BACKENDS)})")

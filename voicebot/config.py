@@ -145,8 +145,9 @@ class AsrConfig:
     workers: int = 1
     beam_size: int = 1
     language: str = "en"
-    #: faster-whisper: the encoder runs on the smallest multiple of this (10, 20 or 30 s)
-    #: that holds the turn plus 1 s, not always on Whisper's 30 s; 30 turns that off.
+    #: faster-whisper and whisper-batched: the encoder runs on the smallest multiple of
+    #: this (10, 20 or 30 s) that holds the turn plus 1 s, not always on Whisper's 30 s;
+    #: 30 turns that off.
     min_window_s: float = 10.0
     #: Transcripts Whisper itself thinks are probably not speech are dropped.
     max_no_speech_prob: float = 0.6

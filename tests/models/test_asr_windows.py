@@ -11,11 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.asr_faster_whisper import (
+from models.asr_faster_whisper import FasterWhisperRecognizer
+from models.whisper_windows import (
     RUNAWAY_COMPRESSION_RATIO,
-    FasterWhisperRecognizer,
     compression_ratio,
     encoder_window_s,
+    step_windows,
+    window_index,
 )
 from tests.helpers import AGE_QUESTION, flite_pcm, words
 
@@ -40,6 +42,17 @@ def test_the_window_is_the_smallest_step_holding_the_audio_and_a_second(
     audio_s, min_window_s, window
 ):
     assert encoder_window_s(audio_s, min_window_s) == window
+
+
+@pytest.mark.parametrize("step", [5.0, 7.0, 10.0, 30.0])
+def test_the_batched_buckets_for_a_step_pick_faster_whispers_window(step):
+    """`[asr] min_window_s` gives whisper-batched buckets that choose as faster-whisper does."""
+    windows = step_windows(step)
+    assert windows[-1] == 30 and list(windows) == sorted(set(windows))
+    for tenths in range(0, 400):
+        audio_s = tenths / 10
+        trimmed = encoder_window_s(audio_s, step)
+        assert windows[window_index(audio_s, windows)] == (trimmed or 30), audio_s
 
 
 def test_compression_ratio_tells_a_loop_from_a_sentence():
