@@ -8,7 +8,9 @@ loosely, because tests must not flake on a loaded box; this script measures it.
 One run: an `RtpMedia` on 127.0.0.1 sends to a plain UDP socket for `--seconds` while
 the bot side feeds it the way a call does (the real `Playout`: replies of 1.6 s queued
 whole, paced out 20 ms at a time 120 ms ahead, a mark after each, 0.8 s of silence
-between them, through a real `CallConnection`). Conditions:
+between them, through a real `CallConnection`). Each pause is lengthened by a random
+fraction of a tick (seeded by the run's number), so replies start at every phase of the
+sender's 20 ms grid, as in a call, rather than locked to one. Conditions:
 
 - `idle`: nothing else runs in the process;
 - `gil_busy`: a thread in the same process runs pure-Python work 300 ms out of every
@@ -25,10 +27,15 @@ lateness median / p99 / max, the last packet's lateness (drift) and the movement
 least-squares line through all offsets (drift with the jitter averaged out), sequence
 and timestamp continuity, packets received against expected, and speech gaps: talk
 spurts beyond one per reply, i.e. ticks where the bot's audio had not reached the
-sender's queue in time and comfort silence went out mid-sentence. Per condition: the
-median of each figure over the runs (interleaved, so a change in load hits both).
+sender's queue in time and comfort silence went out mid-sentence, and first audio: from
+the moment a reply is queued to the arrival of its first speech packet (median and max
+over the run's replies), the latency a change to how talk spurts start must not grow by
+more than one tick. Per condition: the median of each figure over the runs (interleaved,
+so a change in load hits both).
 
     .venv/bin/python bench/rtp_pacing.py [--seconds 10] [--runs 3] [--json OUT]
+
+Passing `PYTHONPATH=<an older checkout>` measures that checkout's sender with this script.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import itertools
 import json
 import os
 import platform
+import random
 import socket
 import statistics
 import struct
@@ -147,23 +155,34 @@ def burn_gil(stop: threading.Event) -> None:
         stop.wait(REST_S)
 
 
-async def bot_speaks(playout: Playout, until: float) -> int:
-    """Queue a reply and its mark, let it play, pause; again until `until`. Replies queued."""
+async def bot_speaks(playout: Playout, until: float, *, seed: int = 0) -> list[int]:
+    """Queue a reply and its mark, let it play, pause; again until `until`.
+
+    Each pause is longer by a random fraction of a tick (drawn from `seed`), so reply
+    starts sweep the phase of the sender's grid.
+
+    Returns when each reply was queued (time.time_ns, the clock of the kernel's receive
+    timestamps), so its first audio can be timed at the socket.
+    """
     t = np.arange(int(REPLY_S * BOT_SAMPLE_RATE)) / BOT_SAMPLE_RATE
     reply = (6000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-    replies = 0
+    queued: list[int] = []
+    rng = random.Random(seed)
     while (left := until - time.monotonic()) > 0:
-        replies += 1
-        await playout.play(reply, f"reply-{replies}")
-        await playout.mark(f"end-{replies}", f"reply-{replies}")
-        await asyncio.sleep(min(REPLY_S + PAUSE_S, left))
-    return replies
+        queued.append(time.time_ns())
+        await playout.play(reply, f"reply-{len(queued)}")
+        await playout.mark(f"end-{len(queued)}", f"reply-{len(queued)}")
+        await asyncio.sleep(min(REPLY_S + PAUSE_S + rng.uniform(0, FRAME_S), left))
+    return queued
 
 
 async def measure(
-    seconds: float, *, busy: bool = False, ports: PortAllocator | None = None
+    seconds: float, *, busy: bool = False, ports: PortAllocator | None = None, seed: int = 0
 ) -> dict[str, Any]:
-    """One run of `seconds`: the sender's packets as they arrived, summarized."""
+    """One run of `seconds`: the sender's packets as they arrived, summarized.
+
+    `seed` draws the reply starts' phases (see `bot_speaks`).
+    """
     receiver = Receiver()
     receiver.start()
     counts = {"marks": 0}
@@ -186,11 +205,10 @@ async def measure(
     if busy:
         burner.start()
     try:
-        replies = await bot_speaks(playout, started + seconds)
+        queued = await bot_speaks(playout, started + seconds, seed=seed)
     finally:
         stop.set()
-        sender.cancel()
-        await asyncio.gather(sender, return_exceptions=True)
+        swallowed = await stop_swallowing(sender)
         await media.close()
         elapsed = time.monotonic() - started
         if burner.is_alive():
@@ -199,20 +217,49 @@ async def measure(
         receiver.stop()
     stats = media.stats  # after close: the count includes the last tick's packet
     summary = summarize(receiver.arrivals, expected=int(elapsed / FRAME_S))
+    delays = first_audio_ms(receiver.arrivals, queued)
     summary.update(
         condition="gil_busy" if busy else "idle",
         seconds=round(elapsed, 3),
-        replies=replies,
+        replies=len(queued),
         # a reply is one spurt; more means the queue ran dry mid-reply (a gap in speech)
-        speech_gaps=max(0, summary["talk_spurts"] - replies),
+        speech_gaps=max(0, summary["talk_spurts"] - len(queued)),
+        # where they fell: how many of the reply's speech packets went out before each
+        speech_gap_after_frames=gap_positions(receiver.arrivals, queued),
+        first_audio_ms={
+            "median": round(statistics.median(delays), 3) if delays else None,
+            "max": round(max(delays), 3) if delays else None,
+        },
         marks_played=counts["marks"],
+        cancels_swallowed=swallowed,
         ticks_skipped=stats.ticks_skipped,
+        # talk spurts whose lone first frame waited a tick for its second (0 before the
+        # sender had the hold: getattr lets PYTHONPATH measure an older checkout)
+        spurts_held=getattr(stats, "spurts_held", 0),
         packets_sent=stats.packets_out,
         kernel_timestamps=receiver.kernel_stamped == len(receiver.arrivals),
         foreign_datagrams=receiver.foreign,
         load_1min_before=load_before,
     )
     return summary
+
+
+async def stop_swallowing(task: asyncio.Task[None]) -> int:
+    """Cancel `task` until it ends; returns how many cancellations it swallowed.
+
+    On Python 3.11 `asyncio.wait_for` returns the inner result instead of raising when
+    the cancellation arrives in the loop turn in which the inner send finished, so the
+    playout (whose every send goes through `CallConnection`'s `wait_for`) can shrug off a
+    cancel and wait on its empty queue for ever; runs hung at the end that way.
+    """
+    swallowed = 0
+    task.cancel()
+    while not (await asyncio.wait({task}, timeout=0.5))[0]:
+        swallowed += 1
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return swallowed
 
 
 def summarize(arrivals: list[Arrival], *, expected: int) -> dict[str, Any]:
@@ -259,6 +306,40 @@ def summarize(arrivals: list[Arrival], *, expected: int) -> dict[str, Any]:
     }
 
 
+def first_audio_ms(arrivals: list[Arrival], queued_ns: list[int]) -> list[float]:
+    """For each reply, ms from its queueing to the first speech packet that arrived after.
+
+    A reply whose audio never arrived (cut off by the end of the run) has no figure.
+    """
+    delays: list[float] = []
+    for at_ns in queued_ns:
+        first = next((p for p in arrivals if not p.silent and p.at_ns >= at_ns), None)
+        if first is not None:
+            delays.append((first.at_ns - at_ns) / 1e6)
+    return delays
+
+
+def gap_positions(arrivals: list[Arrival], queued_ns: list[int]) -> list[int]:
+    """For each silence inside a reply, how many of its speech packets went out before it.
+
+    A reply runs from its queueing to the next reply's; 1 means the talk spurt's first
+    frame went out alone and the second was not queued in time.
+    """
+    positions: list[int] = []
+    ends = [*queued_ns[1:], max((p.at_ns for p in arrivals), default=0) + 1]
+    for start, end in zip(queued_ns, ends, strict=True):
+        spoken, speaking = 0, False
+        for packet in arrivals:
+            if not start <= packet.at_ns < end:
+                continue
+            if not packet.silent:
+                if spoken and not speaking:
+                    positions.append(spoken)
+                spoken += 1
+            speaking = not packet.silent
+    return positions
+
+
 def trend(offsets: list[float]) -> float:
     """How far the least-squares line through the offsets moves from first to last packet.
 
@@ -272,13 +353,14 @@ def trend(offsets: list[float]) -> float:
 
 
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each numeric figure's median over the runs (nested dicts too)."""
+    """Each numeric figure's median over the runs (nested dicts too; None is no figure)."""
     out: dict[str, Any] = {}
     for key, value in runs[0].items():
         if isinstance(value, dict):
             out[key] = median_of([run[key] for run in runs])
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            out[key] = round(statistics.median(run[key] for run in runs), 3)
+        elif value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+            values = [run[key] for run in runs if run[key] is not None]
+            out[key] = round(statistics.median(values), 3) if values else None
     return out
 
 
@@ -288,14 +370,18 @@ async def bench(seconds: float, runs: int) -> dict[str, Any]:
     for index in range(runs):
         for name in CONDITIONS:
             # a run that hangs fails loudly (and cleans up) instead of stalling the bench
-            run = await asyncio.wait_for(measure(seconds, busy=name == "gil_busy"), seconds + 60)
+            run = await asyncio.wait_for(
+                measure(seconds, busy=name == "gil_busy", seed=index), seconds + 60
+            )
             results[name].append(run)
             gaps = run["interval_ms"]
             print(
                 f"{name:8} run {index + 1}: {run['packets_received']}/{run['packets_expected']}"
                 f" packets, interval median {gaps['median']} p99 {gaps['p99']}"
                 f" max {gaps['max']} ms, drift {run['drift_last_ms']} ms,"
-                f" seq gaps {run['seq_gaps']}",
+                f" seq gaps {run['seq_gaps']}, speech gaps {run['speech_gaps']},"
+                f" first audio median {run['first_audio_ms']['median']}"
+                f" max {run['first_audio_ms']['max']} ms",
                 flush=True,
             )
     return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.rtp_pacing import Arrival, measure, summarize
+from bench.rtp_pacing import Arrival, first_audio_ms, gap_positions, measure, summarize
 from telephony.sip.ports import PortAllocator
 
 FRAME_NS = 20_000_000
@@ -34,6 +34,8 @@ async def test_a_short_real_run_counts_every_packet_of_an_unbroken_stream() -> N
     gaps = run["interval_ms"]
     assert 0 <= gaps["min"] <= gaps["median"] <= gaps["p95"] <= gaps["p99"] <= gaps["max"]
     assert run["late_ms"]["median"] <= run["late_ms"]["max"]
+    first = run["first_audio_ms"]  # the one reply's audio arrived, after it was queued
+    assert first["median"] is not None and 0 < first["median"] == first["max"]
 
 
 def test_a_perfect_grid_has_no_lateness_drift_or_gaps() -> None:
@@ -56,6 +58,13 @@ def test_a_slipping_clock_a_lost_packet_and_a_late_one_are_all_seen() -> None:
     late[20] = Arrival(late[20].at_ns + 7_000_000, late[20].seq, late[20].timestamp, 7, False, True)
     summary = summarize(late, expected=50)
     assert summary["talk_spurts"] == 2  # a silent packet inside the speech: the queue ran dry
+    assert gap_positions(late, [0]) == [15]  # after the reply's 15 speech packets 5..19
     assert summary["late_ms"]["max"] == pytest.approx(7.0)
     assert summary["interval_ms"]["max"] == pytest.approx(27.0)
     assert summary["drift_last_ms"] == 0
+
+
+def test_first_audio_is_timed_from_queueing_to_the_first_speech_packet_after_it() -> None:
+    arrivals = grid(20)  # speech from packet 5 (100 ms) on
+    assert first_audio_ms(arrivals, [30_000_000, 260_000_000]) == [70.0, 0.0]
+    assert first_audio_ms(arrivals, [500_000_000]) == []  # cut off by the end of the run
