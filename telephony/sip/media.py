@@ -14,9 +14,17 @@ anchor (tick k is due at anchor + k * 20 ms) so sleep overshoot never accumulate
 drift. When no bot audio is queued it sends comfort silence rather than nothing:
 carriers and SBCs hang up calls after an RTP inactivity timeout, NAT pinholes need
 refreshing, and sipp and many gateways expect an unbroken 50 packets/s. The marker bit
-flags each talk spurt's first packet. On hold (direction recvonly or inactive) nothing
-is sent, but the clock, the queue and the marks keep moving, so the bot's playout
-never blocks and the timestamps on resume reflect the time that passed.
+flags each talk spurt's first packet. A talk spurt does not start on a lone frame: when
+a tick finds only one frame queued and nothing after it (no second frame, no mark that
+ends the reply), it sends silence once more and starts the spurt on the next tick. The
+bot's lead reaches the queue one frame per event-loop turn, and a sender that wakes late
+behind a busy thread runs its overdue ticks back to back; starting at once would send
+frame one, then find the queue empty and put 20 ms of comfort silence inside the word.
+The hold costs at most one tick and only when the second frame is late; a one-frame
+reply (its mark follows) goes out at once, and `clear` drops a held frame too.
+On hold (direction recvonly or inactive) nothing is sent, but the clock, the queue and
+the marks keep moving, so the bot's playout never blocks and the timestamps on resume
+reflect the time that passed.
 `mark` is echoed as `MarkPlayed` on the tick after its audio went out; `clear` drops
 queued audio and echoes the pending marks at once, as Twilio does.
 
@@ -109,6 +117,8 @@ class RtpStats:
     dtmf_out: int = 0
     send_errors: int = 0
     ticks_skipped: int = 0
+    #: Ticks a talk spurt's lone first frame was held for its second (at most one each).
+    spurts_held: int = 0
     jitter_ms: float = 0.0
 
 
@@ -180,6 +190,7 @@ class RtpMedia:
         self._seq = secrets.randbits(16)
         self._ts = secrets.randbits(32)
         self._talkspurt = True
+        self._spurt_held = False  # the queued lone frame already waited its one tick
         self._resumed = True  # the first packet after a gap in sending carries the marker
 
     @classmethod
@@ -383,6 +394,7 @@ class RtpMedia:
         self._queue.clear()
         self._partial = b""
         self._talkspurt = True
+        self._spurt_held = False
         self._room.set()
         for mark in marks:
             self._sink(MarkPlayed(mark.name))
@@ -453,14 +465,7 @@ class RtpMedia:
             pt = self.dtmf_payload_type
             self._emit(RtpPacket(pt, self._seq, event_ts, self._ssrc, event.payload, event.marker))
             return
-        payload: bytes | None = None
-        while self._queue and payload is None:
-            item = self._queue.popleft()
-            self._room.set()
-            if isinstance(item, _Mark):  # its audio went out on an earlier tick
-                self._sink(MarkPlayed(item.name))
-            else:
-                payload = item
+        payload = self._next_frame()
         marker = False
         if payload is not None:
             marker, self._talkspurt = self._talkspurt, False
@@ -468,6 +473,30 @@ class RtpMedia:
             payload = bytes([_CODECS[self.encoding][2]]) * FRAME_BYTES
             self._talkspurt = True
         self._emit(RtpPacket(self.payload_type, self._seq, timestamp, self._ssrc, payload, marker))
+
+    def _next_frame(self) -> bytes | None:
+        """The frame this tick sends (None: silence), echoing marks whose audio went out.
+
+        A talk spurt's first frame waits one tick when it is alone in the queue, so the
+        spurt starts with its second frame (or the mark that ends a one-frame reply)
+        already queued; see the module docstring.
+        """
+        while self._queue:
+            head = self._queue[0]
+            if isinstance(head, _Mark):  # its audio went out on an earlier tick
+                self._queue.popleft()
+                self._room.set()
+                self._sink(MarkPlayed(head.name))
+                continue
+            if self._talkspurt and len(self._queue) == 1 and not self._spurt_held:
+                self._spurt_held = True
+                self._stats.spurts_held += 1
+                return None
+            self._queue.popleft()
+            self._room.set()
+            self._spurt_held = False
+            return head
+        return None
 
     def _emit(self, packet: RtpPacket) -> None:
         if self.remote is None or self.direction not in ("sendrecv", "sendonly"):

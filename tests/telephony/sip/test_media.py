@@ -9,21 +9,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import numpy as np
 import pytest
 
+from telephony.clock import ManualClock
 from telephony.connection import CallConnection
 from telephony.events import AudioIn, DtmfDigit, Event, MarkPlayed
 from telephony.g711 import ulaw_decode, ulaw_encode
 from telephony.sip.dtmf import DtmfReceiver, TelephoneEvent
-from telephony.sip.media import RtpMedia
+from telephony.sip.media import FRAME_S, RtpMedia
 from telephony.sip.ports import PortAllocator
 from telephony.sip.rtp import RtpPacket, parse_rtp
 
 PORTS = PortAllocator(47000, 47199)
 SILENCE = b"\xff" * 160
+#: Runs the sender's next N ticks (see the `manual` fixture).
+Ticker = Callable[..., Awaitable[None]]
 
 
 class Peer(asyncio.DatagramProtocol):
@@ -160,6 +163,87 @@ async def test_mark_is_played_after_its_audio_and_send_waits_when_full(peer) -> 
         assert out_at_mark[0] >= audio[-1] + 1
     finally:
         await media.close()
+
+
+@pytest.fixture
+async def manual(peer: Peer) -> AsyncIterator[tuple[RtpMedia, list[Event], Ticker]]:
+    """A call whose sender ticks only when the test says so (no wall-clock pacing)."""
+    events: list[Event] = []
+    clock = ManualClock()
+    media = await RtpMedia.open("127.0.0.1", PORTS, events.append, clock=clock)
+    media.configure(peer.address, "PCMU", 0, None, "sendrecv")
+
+    async def ticks(count: int = 1) -> None:
+        # Moving the clock by several ticks at once is a sender that woke late and
+        # catches up: those ticks run back to back, with no loop turn in between.
+        sent = media.stats.packets_out
+        clock.advance(count * FRAME_S + 1e-6)  # a hair past the due time: no float misses
+        await wait_until(lambda: media.stats.packets_out >= sent + count)
+        await wait_until(lambda: len(peer.received) >= media.stats.packets_out)
+
+    yield media, events, ticks
+    await media.close()
+
+
+def speech_frames(count: int) -> list[bytes]:
+    """`count` 20 ms PCMU frames of a tone (never equal to comfort silence)."""
+    ulaw = ulaw_encode(sine(8000, count * FRAME_S))
+    return [ulaw[160 * n : 160 * (n + 1)] for n in range(count)]
+
+
+async def test_a_reply_whose_second_frame_comes_after_a_tick_has_no_silence_inside(
+    manual, peer
+) -> None:
+    # Under a busy thread the sender can run two ticks (late, then catching up) between
+    # a reply's first and second frame; sending the first at once left a frame of comfort
+    # silence inside the word. The spurt must start at most one tick later instead.
+    media, events, ticks = manual
+    await ticks(2)  # comfort silence before the bot speaks
+    reply = speech_frames(4)
+    await media.send(reply[0])
+    await ticks(2)
+    for frame in reply[1:]:
+        await media.send(frame)
+    await media.send("mark:end")
+    await ticks(6)
+
+    packets = [p for _, p in peer.received]
+    audio_at = [i for i, p in enumerate(packets) if p.payload != SILENCE]
+    assert [packets[i].payload for i in audio_at] == reply
+    assert audio_at == list(range(audio_at[0], audio_at[0] + 4))  # no silence inside
+    assert audio_at[0] in (2, 3)  # the first frame waited at most one tick
+    assert [i for i, p in enumerate(packets) if p.marker] == [0, audio_at[0]]
+    assert MarkPlayed("end") in events
+
+
+async def test_a_one_frame_reply_goes_out_at_once_and_a_lone_frame_a_tick_later(
+    manual, peer
+) -> None:
+    media, events, ticks = manual
+    await ticks()
+    short, lone = speech_frames(2)
+    await media.send(short)
+    await media.send("mark:short")  # the reply is complete: nothing to wait for
+    await ticks()
+    assert peer.received[-1][1].payload == short and peer.received[-1][1].marker
+    await ticks()
+    assert MarkPlayed("short") in events  # echoed on the tick after its audio
+    await media.send(lone)  # more may follow; the sender waits one tick, never more
+    await ticks()
+    assert peer.received[-1][1].payload == SILENCE
+    await ticks()
+    assert peer.received[-1][1].payload == lone and peer.received[-1][1].marker
+
+
+async def test_clear_drops_a_frame_held_for_its_talk_spurt(manual, peer) -> None:
+    media, _, ticks = manual
+    await ticks()
+    await media.send(speech_frames(1)[0])
+    await ticks()  # held: alone, and no mark says the reply is complete
+    for message in media.clear():
+        await media.send(message)
+    await ticks(3)
+    assert all(p.payload == SILENCE for _, p in peer.received)
 
 
 async def test_clear_echoes_pending_marks_at_once(call, peer) -> None:
