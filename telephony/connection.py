@@ -131,15 +131,23 @@ class CallConnection:
     async def _send_all(self, messages: list[WireMessage]) -> None:
         if self._closed:
             raise ConnectionClosed("connection already closed")
+        task = asyncio.current_task()
         async with self._send_lock:
             for message in messages:
                 if self.tap is not None:
                     self.tap("out", message)
+                cancels = task.cancelling() if task is not None else 0
                 try:
                     await asyncio.wait_for(self._send(message), self.send_timeout_s)
                 except (ConnectionError, RuntimeError, TimeoutError) as exc:
                     self._closed = True
                     raise ConnectionClosed(f"send failed: {exc!r}") from exc
+                if task is not None and task.cancelling() > cancels:
+                    # Python 3.11's wait_for returns the send's result when this task is
+                    # cancelled in the loop turn the send finished in (CPython gh-86296,
+                    # fixed in 3.12), swallowing the cancel: a cancelled playout would go
+                    # on and wait for audio forever, and a call's teardown with it.
+                    raise asyncio.CancelledError
 
     async def send_audio(self, pcm: PCM16) -> None:
         """Send bot audio (16 kHz PCM16); the codec converts it to the carrier's format."""

@@ -93,3 +93,22 @@ async def test_broken_or_stuck_peer_raises_connection_closed(kind):
     assert conn.closed
     with pytest.raises(ConnectionClosed):
         await conn.mark("y")
+
+
+async def test_a_cancel_that_arrives_as_a_send_finishes_is_not_swallowed():
+    """On Python 3.11 `asyncio.wait_for` returns the result instead (CPython gh-86296)."""
+    codec = TwilioCodec()
+    codec.stream_sid = "MZ1"
+    sent = []
+    sender: asyncio.Task[None] | None = None
+
+    async def send(message):
+        assert sender is not None
+        sender.cancel()  # the call hangs up just as this frame goes out
+        sent.append(message)
+
+    conn = CallConnection(codec, send, Wire().close, send_timeout_s=1.0)
+    sender = asyncio.create_task(conn.send_audio(np.zeros(320, np.int16)))
+    with pytest.raises(asyncio.CancelledError):
+        await sender
+    assert len(sent) == 1 and sender.cancelled()
