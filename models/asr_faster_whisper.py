@@ -83,6 +83,9 @@ class FasterWhisperRecognizer:
             language=(language or "en") if multilingual else "en",
         )
         self._prompt = self._model.get_prompt(self._tokenizer, [], without_timestamps=True)
+        #: A multilingual model with no language set detects it per utterance, which only
+        #: faster-whisper's own 30 s path does; such a recognizer never trims.
+        self.trims = not (multilingual and language is None)
         self._suppress = list(get_suppressed_tokens(self._tokenizer, (-1,)) or ())
         self._mel_frames_per_s = self._model.feature_extractor.sampling_rate // (
             self._model.feature_extractor.hop_length
@@ -125,7 +128,11 @@ class FasterWhisperRecognizer:
         if samples.size < SAMPLE_RATE // 10:
             return Transcript("", no_speech_prob=1.0, audio_s=audio_s)
         window_s = encoder_window_s(audio_s, self.min_window_s)
-        if window_s is not None and (trimmed := self._decode_trimmed(samples, window_s)):
+        if (
+            self.trims
+            and window_s is not None
+            and (trimmed := self._decode_trimmed(samples, window_s))
+        ):
             return trimmed
         return self._decode_full(samples)
 

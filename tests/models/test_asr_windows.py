@@ -104,3 +104,13 @@ def test_a_decode_that_uses_its_whole_budget_is_redone_on_the_full_window(recogn
     heard = recognizer.transcribe(pcm)
     assert recognizer.full_window_retries == retries + 1
     assert heard.text.split() == ["Please", "freeze", "my"]  # the full window, same budget
+
+
+def test_a_multilingual_model_left_to_detect_the_language_is_never_trimmed():
+    """Language detection is faster-whisper's own 30 s path; the trimmed one assumes it."""
+    detect = FasterWhisperRecognizer("base", language=None, cpu_threads=1)
+    assert not detect.trims
+    english = FasterWhisperRecognizer("base", language="en", cpu_threads=1)
+    assert english.trims
+    heard = detect.transcribe(flite_pcm(SENTENCE, "rms"))
+    assert len(words(SENTENCE) & words(heard.text)) >= 0.7 * len(words(SENTENCE)), heard.text
