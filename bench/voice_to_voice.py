@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -51,6 +52,83 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[index]
+
+
+def partial_stats(events_path: Path, early_asr_ms: int) -> dict[str, int]:
+    """Running partials of one call, from its events log.
+
+    A turn's answer was held up by a partial when the speculation that answered it (the
+    turn's last before `turn_ended`) either dropped a partial still computing (it queued
+    behind that thread) or came later than `early_asr_ms` into the pause with a partial's
+    words arriving within that pause (it waited for the worker to come free); a turn
+    answered without a speculation counts when `turn_ended` dropped a running partial.
+    """
+    events = [json.loads(line) for line in events_path.read_text().splitlines() if line]
+    stats = {"partials": 0, "heard": 0, "dropped": 0, "answers_held": 0, "answers_queued": 0}
+    answering: dict[int, dict] = {}  # turn -> the speculate (or unreleased end) that answers
+    heard_at: dict[int, list[float]] = {}
+    dropped: dict[int, list[float]] = {}  # turn -> when the turn's pause dropped a partial
+    for event in events:
+        kind, turn = event["event"], event.get("turn")
+        if kind == "partial":
+            stats["partials"] += 1
+        elif kind == "partial_transcript":
+            stats["heard"] += 1
+            heard_at.setdefault(turn, []).append(event["t"])
+        elif kind == "partial_dropped":
+            stats["dropped"] += 1
+            if event["why"] in ("speculate", "turn_ended"):
+                dropped.setdefault(turn, []).append(event["t"])
+        elif kind == "speculate" or (kind == "turn_ended" and turn not in answering):
+            answering[turn] = event
+    for turn, event in answering.items():
+        at = event["t"]
+        queued = any(abs(t - at) < 0.01 for t in dropped.get(turn, []))
+        pause_s = event.get("silence_ms", 0) / 1000
+        late = event["event"] == "speculate" and event.get("silence_ms", 0) > early_asr_ms
+        waited = late and any(at - pause_s <= t <= at for t in heard_at.get(turn, []))
+        stats["answers_held"] += queued or waited
+        stats["answers_queued"] += queued
+    return stats
+
+
+def answer_holds_ms(events_path: Path, early_asr_ms: int) -> list[float]:
+    """Per answered turn, how long its transcript was held up by the ASR worker being busy.
+
+    The answering speculation (the turn's last) came `silence_ms - early_asr_ms` late into
+    the pause, and its transcription then waited in the worker's queue from the
+    speculation until it started computing (the `transcript` event's time less its
+    compute time). At one call at a time only the call's own work makes the worker busy:
+    an abandoned speculation or a running partial.
+    """
+    events = [json.loads(line) for line in events_path.read_text().splitlines() if line]
+    answering: dict[int, int] = {}
+    for index, event in enumerate(events):
+        if event["event"] == "speculate":
+            answering[event["turn"]] = index
+    holds = []
+    for turn, index in answering.items():
+        speculate = events[index]
+        heard = next(
+            (e for e in events[index + 1 :] if e["event"] == "transcript" and e["turn"] == turn),
+            None,
+        )
+        if heard is None or "silence_ms" not in speculate:
+            continue
+        queued_s = max(0.0, heard["t"] - heard["asr_ms"] / 1000 - speculate["t"])
+        holds.append(round(speculate["silence_ms"] - early_asr_ms + queued_s * 1000, 1))
+    return holds
+
+
+def hold_summary(holds: list[float]) -> dict[str, float | int | None]:
+    """How many answers were held up (by more than 5 ms), and by how much over all turns."""
+    return {
+        "turns": len(holds),
+        "held_over_5ms": sum(h > 5 for h in holds),
+        "mean": round(statistics.mean(holds), 1) if holds else None,
+        "p95": percentile(holds, 95) if holds else None,
+        "max": max(holds) if holds else None,
+    }
 
 
 def start_server(data_dir: Path, extra_env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
@@ -111,6 +189,19 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--json", help="write the full results here")
     parser.add_argument(
+        "--speech-cache",
+        help="copy this speech-cache folder (DATA_DIR/speech-cache of an earlier run) into "
+        "the new server's data dir, so start-up loads prompts from disk instead of "
+        "synthesising them (minutes on the CPU; the calls are served the same either way)",
+    )
+    parser.add_argument(
+        "--turns",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="[turns] overrides for the server, e.g. partial_every_ms=0",
+    )
+    parser.add_argument(
         "--cold",
         action="store_true",
         help="do not pre-synthesise answers (every reply's speech is made after the turn)",
@@ -127,7 +218,12 @@ def main() -> int:
     else:
         data_dir = work / "data"
         data_dir.mkdir()
+        if args.speech_cache:
+            shutil.copytree(args.speech_cache, data_dir / "speech-cache")
         env = {"VOICEBOT_TTS__PREPARE_ANSWERS": "false"} if args.cold else {}
+        for override in args.turns:
+            key, _, value = override.partition("=")
+            env[f"VOICEBOT_TURNS__{key.strip().upper()}"] = value.strip()
         proc, base = start_server(data_dir, env)
         if not args.cold:
             wait_for_speech_cache(base)
@@ -143,6 +239,11 @@ def main() -> int:
 
     v2v, unanswered, cutoffs, intents_ok, intents_n, barge_ins = [], 0, 0, 0, 0, 0
     stages: dict[str, list[float]] = {}
+    partials: dict[str, int] = {}
+    holds: list[float] = []
+    early_asr_ms = next(
+        (int(o.split("=", 1)[1]) for o in args.turns if o.startswith("early_asr_ms=")), 60
+    )
     call_seconds = 0.0
     for call, result in zip(calls, results, strict=True):
         call_seconds += result.duration_s
@@ -153,6 +254,11 @@ def main() -> int:
                 v2v.append(turn.voice_to_voice_ms)
         record_path = data_dir / "calls" / safe_call_dir_name(result.call_sid) / "transcript.json"
         record = json.loads(record_path.read_text())
+        events_path = record_path.with_name("events.jsonl")
+        if events_path.exists():
+            for key, value in partial_stats(events_path, early_asr_ms).items():
+                partials[key] = partials.get(key, 0) + value
+            holds += answer_holds_ms(events_path, early_asr_ms)
         for served in record["turns"]:
             for key, value in served["timings"].items():
                 stages.setdefault(key, []).append(value)
@@ -173,6 +279,7 @@ def main() -> int:
         "caller_turns": sum(len(c["turns"]) for c in calls),
         "concurrency": args.concurrency,
         "answers_pre_synthesised": not args.cold,
+        "turns_overrides": args.turns,
         "voice_to_voice_ms": {
             "median": round(statistics.median(v2v), 1) if v2v else None,
             "p95": round(percentile(v2v, 95), 1) if v2v else None,
@@ -183,6 +290,11 @@ def main() -> int:
         "unanswered_turns": unanswered,
         "premature_end_of_turn": cutoffs,
         "barge_ins": barge_ins,
+        "partials": {
+            **partials,
+            "per_answered_turn": round(partials.get("partials", 0) / len(v2v), 2) if v2v else None,
+        },
+        "answer_hold_ms": hold_summary(holds),
         "intent_accuracy": round(intents_ok / intents_n, 3) if intents_n else None,
         "server_cpu_s_per_call_s": round(cpu / call_seconds, 3) if call_seconds else None,
         "wall_s": round(wall, 1),

@@ -1,12 +1,13 @@
 """One live call: `async with Call(conn, services) as call: await call.run()`.
 
 The Call reads carrier events, runs VAD on every 20 ms frame and feeds the turn-taker;
-it routes the turn-taker's actions (speculative transcription during the caller's
-pause, answer the turn, barge-in) and the carrier's marks and key presses to the reply
-side: `voicebot.reply_pipeline` makes and speaks replies, `voicebot.reply_ledger` keeps
-their books (the current reply, what was heard, what the transcript records). It owns
-its tasks (one TaskGroup) and writes the call's transcript as it goes. Model calls run
-in shared worker threads with timeouts; a failing model costs this caller an apology,
+it routes the turn-taker's actions (running partial transcripts while the caller
+speaks, `voicebot.partials`; speculative transcription during the caller's pause,
+answer the turn, barge-in) and the carrier's marks and key presses to the reply side:
+`voicebot.reply_pipeline` makes and speaks replies, `voicebot.reply_ledger` keeps their
+books (the current reply, what was heard, what the transcript records). It owns its
+tasks (one TaskGroup) and writes the call's transcript as it goes. Model calls run in
+shared worker threads with timeouts; a failing model costs this caller an apology,
 never the server.
 """
 
@@ -37,6 +38,7 @@ from telephony.events import (
 )
 from voicebot.dialogue.core import DialogueState
 from voicebot.journal import CallJournal
+from voicebot.partials import PartialTranscripts
 from voicebot.playout import Playout, stop_task
 from voicebot.reply import Reply
 from voicebot.reply_ledger import HANGUP_GRACE_S, ReplyLedger
@@ -48,6 +50,7 @@ from voicebot.turns import (
     BargeIn,
     CallerResumed,
     CallerStarted,
+    Partial,
     Speculate,
     TurnDiscarded,
     TurnEnded,
@@ -60,6 +63,7 @@ log = logging.getLogger(__name__)
 
 _ACTION_EVENTS: dict[type, str] = {
     CallerStarted: "caller_started",
+    Partial: "partial",
     Speculate: "speculate",
     CallerResumed: "caller_resumed",
     TurnEnded: "turn_ended",
@@ -93,6 +97,8 @@ class Call:
         #: The books on replies (current, heard, committed), and the pipeline that speaks.
         self.heard = ReplyLedger(self, conn, self.playout, self.metrics)
         self.replies = ReplyPipeline(self, self.heard, conn, services, self.playout)
+        #: Running transcripts of the caller's turn while they speak (never answered).
+        self.partials = PartialTranscripts(self, services)
         self.record: CallRecord | None = None
         #: Why the bot is hanging up (server shutdown); no new turns are taken then.
         self.closing: str | None = None
@@ -175,6 +181,7 @@ class Call:
                 await self._inbound()
             finally:
                 self.hung_up = True
+                self.partials.drop("call_ended")
                 await self.heard.finish_last_turn()
                 await self.heard.stop()
                 await stop_task(playout)
@@ -282,15 +289,20 @@ class Call:
         fields.pop("at", None)
         self.log(_ACTION_EVENTS[type(action)], **fields)
         if isinstance(action, CallerStarted):
+            self.partials.drop("new_turn")
             self._utterance = list(self._ring)
             self.turn_start = max(action.at - len(self._utterance) * FRAME_S, 0.0)
+        elif isinstance(action, Partial):
+            self.partials.start(action.turn, self._utterance_audio())
         elif isinstance(action, Speculate):
+            self.partials.drop("speculate")
             self.replies.start_answer(
                 action.turn, self._utterance_audio(), speculative=True, speech_end=None
             )
         elif isinstance(action, CallerResumed):
             self.heard.drop_unheard()
         elif isinstance(action, TurnEnded):
+            self.partials.drop("turn_ended")
             if not self.replies.release(action.turn, action.speech_end):
                 self.replies.start_answer(
                     action.turn,
@@ -299,6 +311,7 @@ class Call:
                     speech_end=action.speech_end,
                 )
         elif isinstance(action, TurnDiscarded):
+            self.partials.drop("turn_discarded")
             self._utterance = None
             self.heard.drop_unheard()
         elif isinstance(action, BargeIn):

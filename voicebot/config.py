@@ -107,6 +107,14 @@ class TurnConfig:
     #: call's own abandoned speculation, which cannot be stopped): an early start would
     #: only queue behind it and take the CPU from other callers.
     early_asr_busy_ms: int = 150
+    #: While the caller speaks, transcribe the turn so far after every this much of its
+    #: speech (a `partial_transcript` event; it never answers and never moves the
+    #: endpoint), only while the ASR worker is idle; 0: off. Off by default: on the CPU's
+    #: one ASR thread a partial still computing when the caller stops holds up the
+    #: turn's transcript (20% of the banking turns, p95 +240 ms at 1000; bench/RESULTS.md
+    #: "Running partial transcripts"). 1000 is meant for the batched GPU worker
+    #: (`whisper-batched`: it decodes a partial beside other requests, not before them).
+    partial_every_ms: int = 0
     #: "adaptive": the silence that ends a turn depends on the caller's words so far
     #: (see `voicebot.endpointing`); "fixed": always `endpoint_ms`.
     endpointing: str = "adaptive"

@@ -60,6 +60,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         )
+        self.partial_transcripts = Counter(
+            "voicebot_partial_transcripts",
+            "Running transcripts of a caller still speaking: heard (the words came back), "
+            "dropped (outdated first: the caller paused, the turn ended)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.model_errors = Counter(
             "voicebot_model_errors",
             "Model calls that failed or timed out",

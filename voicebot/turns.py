@@ -18,6 +18,12 @@ Rules that protect the caller:
   turn simply continues: the pause was not the end, and the caller is never cut off.
 - Once the bot is audible, sustained caller speech (`barge_in_ms`) interrupts it.
 - Very short bursts (`min_speech_ms`) are noise, not turns.
+- While the caller speaks, every `partial_every_ms` of their speech the Call may
+  transcribe the turn so far (`Partial`): a running transcript for QA and integrators.
+  It never answers and never moves the endpoint, and it is only asked for when it
+  cannot hold up the turn's real transcript: the ASR worker is idle, the caller is in
+  mid-speech (not in a pause, where the speculation is due within `early_asr_ms`), and
+  the forced end of a long turn is not near.
 """
 
 from __future__ import annotations
@@ -51,10 +57,27 @@ class CallerStarted:
 
 @dataclass(frozen=True, slots=True)
 class Speculate:
-    """The caller paused: transcribe what we have now, but do not answer yet."""
+    """The caller paused: transcribe what we have now, but do not answer yet.
+
+    `silence_ms` is how long the pause had lasted: more than `early_asr_ms` means the
+    ASR worker was busy when it was due (QA reads it to see what held a turn up).
+    """
 
     turn: int
     at: float
+    silence_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    """The caller is speaking: transcribe the turn so far, to show it, never to answer.
+
+    `speech_ms` is how much of the turn was speech when it was asked for.
+    """
+
+    turn: int
+    at: float
+    speech_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +121,7 @@ class BargeIn:
     at: float
 
 
-Action = CallerStarted | Speculate | CallerResumed | TurnEnded | TurnDiscarded | BargeIn
+Action = CallerStarted | Partial | Speculate | CallerResumed | TurnEnded | TurnDiscarded | BargeIn
 
 
 class TurnTaker:
@@ -119,6 +142,7 @@ class TurnTaker:
         self._speculating = False
         self._heard: str | None = None  # the transcript of the current pause
         self._forced = False
+        self._next_partial_ms = 0  # the turn's speech after which the next partial is due
         #: Set by the Call before each frame: the ASR worker is computing something, so a
         #: speculation now would wait (and cost other callers CPU); speculate later.
         self.asr_busy = False
@@ -145,6 +169,7 @@ class TurnTaker:
         self._speculating = False
         self._heard = None
         self._forced = False
+        self._next_partial_ms = self.config.partial_every_ms
         return CallerStarted(self.turn, at)
 
     def endpoint(self) -> Endpoint:
@@ -201,8 +226,30 @@ class TurnTaker:
             and speech_ms >= config.min_speech_ms
         ):
             self._speculating = True
-            actions.append(Speculate(self.turn, at))
+            actions.append(Speculate(self.turn, at, silence_ms))
+        elif is_speech and self._partial_due(speech_ms):
+            self._next_partial_ms = speech_ms + config.partial_every_ms
+            actions.append(Partial(self.turn, at, speech_ms))
         return actions
+
+    def _partial_due(self, speech_ms: int) -> bool:
+        """Is a running partial due, and can it not hold up the turn's real transcript?
+
+        One ASR worker serves the call: a partial still computing when the caller stops
+        makes the speculation wait (`early_asr_busy_ms`, then behind the partial's
+        thread, which cannot be stopped). So a partial is only asked for when the worker
+        is idle (a due one waits for that rather than being skipped), on a frame whose
+        recent past is all speech (a caller in mid-word, not trailing off in a pause
+        that the speculation will take in a few frames), and not within one interval of
+        the forced end of a turn that never pauses.
+        """
+        every = self.config.partial_every_ms
+        if every <= 0 or self.asr_busy or speech_ms < self._next_partial_ms:
+            return False
+        recent = list(self._recent)[-self._onset_frames :]
+        if len(recent) < self._onset_frames or not all(recent):
+            return False
+        return (self._turn_frames * FRAME_MS) + every < self.config.max_turn_ms
 
     def _end(self, at: float, forced: bool) -> Action:
         endpoint = self.endpoint()

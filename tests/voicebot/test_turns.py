@@ -20,6 +20,7 @@ CONFIG = TurnConfig(
     barge_in_ms=240,
     min_speech_ms=200,
     endpointing="fixed",
+    partial_every_ms=0,  # running partials: tests/voicebot/test_turns_partials.py
 )
 #: Adaptive endpointing, the default, with its bounds spelled out.
 ADAPTIVE = TurnConfig(
@@ -29,6 +30,7 @@ ADAPTIVE = TurnConfig(
     endpoint_ms=600,
     max_endpoint_ms=1200,
     min_speech_ms=200,
+    partial_every_ms=0,
 )
 
 
@@ -40,10 +42,12 @@ class Timeline:
         self.t = 0.0
         self.actions = []
 
-    def feed(self, pattern):
-        """pattern: a string of 'S' (speech) and '.' (silence), one char per 20 ms frame."""
+    def feed(self, pattern, *, busy=False):
+        """pattern: a string of 'S' (speech) and '.' (silence), one char per 20 ms frame;
+        `busy`: the ASR worker is computing during these frames."""
         for char in pattern:
             self.t = round(self.t + 0.02, 3)
+            self.turns.asr_busy = busy
             for action in self.turns.on_frame(self.t, char == "S"):
                 self.actions.append(action)
         return self
@@ -211,10 +215,8 @@ def test_speculation_waits_longer_while_the_asr_worker_is_busy():
     early = TurnConfig(early_asr_ms=60, early_asr_busy_ms=200, endpointing="fixed")
     idle = Timeline(early).feed("S" * 30 + "." * 8)
     busy = Timeline(early)
-    busy.turns.asr_busy = True
-    busy.feed("S" * 30 + "." * 8)  # 160 ms of silence: enough when idle, not when busy
+    busy.feed("S" * 30 + "." * 8, busy=True)  # 160 ms of silence: enough when idle, not busy
     assert [a.at for a in idle.actions if isinstance(a, Speculate)] == [round(0.6 + 0.06, 3)]
     assert [a for a in busy.actions if isinstance(a, Speculate)] == []
-    busy.turns.asr_busy = False  # the worker came free: the pause is already long enough
-    busy.feed(".")
+    busy.feed(".")  # the worker came free: the pause is already long enough
     assert [a.at for a in busy.actions if isinstance(a, Speculate)] == [round(0.6 + 0.18, 3)]
