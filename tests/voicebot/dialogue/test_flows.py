@@ -18,7 +18,7 @@ from voicebot.dialogue.core import DialogueCore
 from voicebot.dialogue.grounded import say_money
 from voicebot.dialogue.loader import CUSTOMERS_DIR, pack_dir
 from voicebot.dialogue.state import Decision, DialogueState, Outcome
-from voicebot.dialogue.tasks import AccountTasks
+from voicebot.dialogue.tasks import AccountTasks, pick_transaction
 
 ALEX = {"account": "12345678", "dob": "the 14th of March 1985", "pin": "4321"}
 PRIYA = {"account": "87654321", "dob": "2 November 1979", "pin": "9052"}
@@ -277,3 +277,24 @@ def test_a_forged_credential_opens_nothing(store):
     forged = Verified("https://voicebot.dev/ns/customers#c1001", "account number and PIN", "00")
     with pytest.raises(PermissionError):
         store.view(forged)
+
+
+def test_an_amount_the_tagger_could_not_read_does_not_break_choosing(core, store):
+    """ "a lot of money" is tagged amount_of_money but normalises to 'unparsed'."""
+    assert (
+        pick_transaction([], "the one for a lot of money", (("amount_of_money", "unparsed"),))
+        is None
+    )
+    *_, choose = talk(
+        core,
+        "There's a payment on my card I don't recognise",
+        "yes",
+        PRIYA["account"],
+        PRIYA["dob"],
+    )
+    verified = choose.state.verified
+    assert verified is not None
+    payments = store.view(verified).transactions(10)
+    spotify = next(t for t in payments if t.merchant == "Spotify")
+    slots = (("amount_of_money", "unparsed"), ("amount_of_money", f"{spotify.amount:.2f} GBP"))
+    assert pick_transaction(payments, "that one", slots) == spotify
