@@ -114,13 +114,9 @@ class FasterWhisperRecognizer:
 
     @staticmethod
     def token_budget(audio_s: float) -> int:
-        """At most 12 + 7 tokens per second of audio, never over 200.
-
-        Fast English speech is about 4 words, 5-6 tokens, a second. Until this budget was
-        passed through `_ct2_max_length`, CTranslate2 halved it (16 + 10/s gave 8 + 5/s),
-        which a fast talker's long turn could reach; 7/s leaves room without letting a
-        runaway loop run twice as long as before.
-        """
+        """`models.whisper_windows.token_budget`, passed through `_ct2_max_length` so that
+        CTranslate2 really allows it (until that, it halved the budget: 16 + 10/s gave
+        8 + 5/s). A method so a test can stand in a tiny budget for a runaway."""
         return token_budget(audio_s)
 
     def transcribe(self, audio: PCM16) -> Transcript:
@@ -145,9 +141,8 @@ class FasterWhisperRecognizer:
         own decode of one 30 s window, so the two paths differ only in the padding.
         """
         audio_s = samples.size / SAMPLE_RATE
-        features = self._model.feature_extractor(samples)[
-            :, :-1
-        ]  # as faster-whisper: last frame out
+        # As faster-whisper: the extractor's last frame is left out.
+        features = self._model.feature_extractor(samples)[:, :-1]
         frames = int(window_s * self._mel_frames_per_s)
         window = np.zeros((features.shape[0], frames), dtype=features.dtype)
         window[:, : min(frames, features.shape[1])] = features[:, :frames]
@@ -172,14 +167,14 @@ class FasterWhisperRecognizer:
                 len(tokens),
             )
             return None
-        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        avg_logprob = float(result.scores[0] * len(tokens) / (len(tokens) + 1))
         no_speech = float(result.no_speech_prob)
-        if no_speech > NO_SPEECH_THRESHOLD and avg_logprob <= LOG_PROB_THRESHOLD:
-            return Transcript(
-                "", no_speech_prob=no_speech, avg_logprob=float(avg_logprob), audio_s=audio_s
-            )
+        silence = no_speech > NO_SPEECH_THRESHOLD and avg_logprob <= LOG_PROB_THRESHOLD
         return Transcript(
-            text, no_speech_prob=no_speech, avg_logprob=float(avg_logprob), audio_s=audio_s
+            "" if silence else text,
+            no_speech_prob=no_speech,
+            avg_logprob=avg_logprob,
+            audio_s=audio_s,
         )
 
     def _decode_full(self, samples: np.ndarray[Any, Any]) -> Transcript:

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.asr_faster_whisper import FasterWhisperRecognizer
 from models.protocols import PCM16, SAMPLE_RATE, Transcript
 from models.weights import WeightsError, default_cache_dir, packaged_names
+from models.whisper_windows import token_budget
 
 if TYPE_CHECKING:
     import torch
@@ -197,9 +197,7 @@ class OpenAiWhisperRecognizer:
         if batch:
             mels = torch.stack([self.log_mel(samples[i]) for i in batch])
             longest = max(samples[i].size for i in batch) / SAMPLE_RATE
-            options = replace(
-                self.options, sample_len=FasterWhisperRecognizer.token_budget(longest)
-            )
+            options = replace(self.options, sample_len=token_budget(longest))
             with self._lock:
                 decoded = whisper.decode(self.model, mels, options)
             for index, result in zip(batch, decoded, strict=True):

@@ -356,7 +356,7 @@ def pick_transaction(
     amounts = {Decimal(m) for m in re.findall(r"\d+(?:\.\d{1,2})?", text.replace(",", ""))}
     for name, value in slots:
         # "25.00 GBP"; an amount the tagger found but could not read is "unparsed".
-        number = value.split()[0] if value else ""
+        number = value.partition(" ")[0]
         if name == "amount_of_money" and re.fullmatch(r"\d+(?:\.\d+)?", number):
             amounts.add(Decimal(number))
     by_amount = [t for t in payments if t.amount in amounts or int(t.amount) in amounts]
